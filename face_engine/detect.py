@@ -1,0 +1,132 @@
+"""Face detection (YuNet), 68-point landmarks (dlib) and head pose (solvePnP)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import dlib
+import numpy as np
+
+from face_engine import models
+from face_engine.types import Box, Face, Landmarks, Pose
+
+# Photos are searched at up to 640 px a side (small faces in group photos); the per-frame
+# tracking path uses 320, four times cheaper, where faces too small to be found there would
+# fail the size check anyway.
+PHOTO_MAX_SIDE = 640
+TRACKING_MAX_SIDE = 320
+
+
+def detect(image: np.ndarray, *, max_side: int = PHOTO_MAX_SIDE) -> list[Face]:
+    """Find faces in a BGR image. Returns faces largest first, boxes in ``image`` pixels.
+
+    The detector runs on a copy scaled down so its longest side is at most ``max_side``."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    small = image
+    if scale < 1.0:
+        small = cv2.resize(
+            image, (max(1, round(width * scale)), max(1, round(height * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+    detector = models.detector()
+    detector.setInputSize((small.shape[1], small.shape[0]))
+    _, rows = detector.detect(small)
+    if rows is None:
+        return []
+    faces = []
+    for row in rows:
+        x, y, w, h = (row[:4] / scale).tolist()
+        box = Box(round(x), round(y), max(1, round(w)), max(1, round(h)))
+        faces.append(Face(box, float(row[14]), (row[4:14] / scale).reshape(5, 2).astype(np.float32)))
+    faces.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
+    return faces
+
+
+# dlib's predictor was trained on its own detector's boxes: square, a little lower and
+# tighter than YuNet's. This mapping measured best against YuNet's eye/nose/mouth points.
+_BOX_SIDE_FACTOR = 0.85
+_BOX_SHIFT_DOWN = 0.05
+
+_LEFT_EYE = slice(42, 48)  # the subject's left eye (right side of the image)
+_RIGHT_EYE = slice(36, 42)
+
+# Generic 3D face model (millimetres) for solvePnP: nose tip, chin, eye outer corners,
+# mouth corners, with the matching iBUG landmark indices.
+_MODEL_POINTS = np.array(
+    [
+        (0.0, 0.0, 0.0),
+        (0.0, -63.6, -12.5),
+        (-43.3, 32.7, -26.0),
+        (43.3, 32.7, -26.0),
+        (-28.9, -28.9, -24.1),
+        (28.9, -28.9, -24.1),
+    ],
+    dtype=np.float64,
+)
+_MODEL_INDICES = [30, 8, 36, 45, 48, 54]
+_EYE_CORNER_SPAN_MM = 86.6
+
+
+def landmarks(image: np.ndarray, face: Face, *, gray: np.ndarray | None = None) -> Landmarks:
+    """68 landmarks, eye aspect ratios and head pose of ``face`` in ``image``.
+
+    Pass ``gray`` (the image in grayscale) when you already have it."""
+    if gray is None:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    box = face.box
+    half = _BOX_SIDE_FACTOR * max(box.width, box.height) / 2
+    cx = box.x + box.width / 2
+    cy = box.y + box.height / 2 + _BOX_SHIFT_DOWN * box.height
+    rect = dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+    shape = models.shape_predictor()(gray, rect)
+    points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    return Landmarks(
+        points=points,
+        left_ear=eye_aspect_ratio(points[_LEFT_EYE]),
+        right_ear=eye_aspect_ratio(points[_RIGHT_EYE]),
+        pose=head_pose(points, image.shape[1], image.shape[0]),
+    )
+
+
+def eye_aspect_ratio(eye: np.ndarray) -> float:
+    """(|p2-p6| + |p3-p5|) / (2 |p1-p4|) over an eye's six landmarks (Soukupova & Cech, 2016)."""
+    vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+    horizontal = np.linalg.norm(eye[0] - eye[3])
+    return float(vertical / (2.0 * horizontal)) if horizontal > 0 else 0.0
+
+
+def head_pose(points: np.ndarray, width: int, height: int) -> Pose:
+    """Yaw, pitch and roll in degrees from 68 landmarks, with a pinhole camera whose focal
+    length is the image width (a fair guess for webcams)."""
+    camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
+    image_points = points[_MODEL_INDICES].astype(np.float64)
+    # Start from a frontal face at the distance its eye span implies: without this guess the
+    # iterative solver flips between two mirror solutions from frame to frame (pitch jumps
+    # of 30 degrees on a still head).
+    eye_span = float(np.linalg.norm(points[36] - points[45])) or 1.0
+    rotation_guess = np.array([[math.pi], [0.0], [0.0]])
+    translation_guess = np.array([[0.0], [0.0], [width * _EYE_CORNER_SPAN_MM / eye_span]])
+    ok, rotation_vector, _ = cv2.solvePnP(
+        _MODEL_POINTS, image_points, camera, None, rotation_guess, translation_guess,
+        useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not ok:
+        return Pose(0.0, 0.0, 0.0)
+    rotation, _ = cv2.Rodrigues(rotation_vector)
+    # The model's y axis points up and the image's down: flip it before reading angles.
+    rotation = np.diag([1.0, -1.0, -1.0]) @ rotation
+    pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
+    roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
+    return Pose(yaw=yaw, pitch=_wrap(pitch), roll=_wrap(roll))
+
+
+def _wrap(angle: float) -> float:
+    """Fold an angle near ±180 (the flipped-axis solution) back to near 0."""
+    if angle > 90:
+        return angle - 180
+    if angle < -90:
+        return angle + 180
+    return angle
