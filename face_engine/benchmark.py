@@ -1,0 +1,163 @@
+"""Per-stage timings of the engine on real 640x480 JPEG frames, one thread and two.
+
+Figures are medians and 95th percentiles in milliseconds, with ratios against a baseline
+measured in the same run (decoding the same JPEG), because machines differ and are noisy."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import cv2
+
+from face_engine.decode import decode
+from face_engine.detect import TRACKING_MAX_SIDE, detect, landmarks
+from face_engine.embed import embed
+from face_engine.liveness import LivenessTracker
+from face_engine.models import load_models
+from face_engine.pipeline import analyze
+from face_engine.quality import quality
+from face_engine.video import fit_frame, video_frames
+
+JPEG_QUALITY = 80  # what the browser client sends (canvas.toDataURL('image/jpeg', 0.8))
+
+
+def jpeg_frames(videos: list[Path], *, per_video: int = 60, fps: float = 10.0) -> list[bytes]:
+    """640x480 JPEG frames made from ``videos`` (a webcam-like stream of each)."""
+    frames = []
+    for path in videos:
+        for count, (_, frame) in enumerate(video_frames(path, fps=fps)):
+            if count >= per_video:
+                break
+            ok, data = cv2.imencode(".jpg", fit_frame(frame), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            if ok:
+                frames.append(data.tobytes())
+    return frames
+
+
+def _time_each(function: Callable[..., object], calls: list[tuple]) -> list[float]:
+    """Milliseconds taken by ``function(*arguments)`` for each tuple in ``calls``."""
+    samples = []
+    for arguments in calls:
+        start = time.perf_counter()
+        function(*arguments)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
+        "n": len(ordered),
+    }
+
+
+def _tracking_path(stream: list[bytes]) -> list[float]:
+    """Time decode + analyze + liveness update per frame, as one session would."""
+    tracker = LivenessTracker()
+    samples = []
+    for data in stream:
+        start = time.perf_counter()
+        image = decode(data)
+        tracker.update(image, analyze(image))
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def run(videos: list[Path], *, per_video: int = 60) -> dict:
+    """Measure every stage; returns a JSON-ready dict of figures."""
+    cv2.setNumThreads(1)  # one thread per call, so two Python threads use two cores
+    load_models()
+    stream = jpeg_frames(videos, per_video=per_video)
+    if not stream:
+        raise ValueError("no frames could be read from the videos")
+    # What one worker process holds: models plus one session's state (before this
+    # benchmark keeps decoded frames of its own in memory).
+    _tracking_path(stream)
+    engine_rss_mb = _peak_rss_mb()
+    images = [decode(data) for data in stream]
+    faces = [detect(image, max_side=TRACKING_MAX_SIDE) for image in images]
+    with_face = [(image, found[0]) for image, found in zip(images, faces, strict=True) if found]
+
+    tracking_detect = partial(detect, max_side=TRACKING_MAX_SIDE)
+    marks = [landmarks(image, face) for image, face in with_face]
+    stages = {
+        "decode": _time_each(decode, [(data,) for data in stream]),
+        "detect": _time_each(tracking_detect, [(image,) for image in images]),
+        "landmarks": _time_each(landmarks, with_face),
+        "quality": _time_each(
+            quality, [(image, [face], m) for (image, face), m in zip(with_face, marks, strict=True)]
+        ),
+        "embed": _time_each(embed, with_face[:40]),
+    }
+    tracking = _tracking_path(stream)
+
+    # Throughput: the tracking path plus an embedding every 5th frame, 1 thread vs 2.
+    def session(chunk: list[bytes]) -> None:
+        tracker = LivenessTracker()
+        for data in chunk:
+            image = decode(data)
+            tracker.update(image, analyze(image))
+
+    def throughput(threads: int) -> float:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(session, [stream] * threads))
+        return threads * len(stream) / (time.perf_counter() - start)
+
+    throughput(1)  # warm every thread's models before timing
+    one = statistics.median(throughput(1) for _ in range(3))
+    two = statistics.median(throughput(2) for _ in range(3))
+
+    decode_median = statistics.median(stages["decode"])
+    stages["tracking_path"] = tracking
+    figures = {name: _summary(samples) for name, samples in stages.items()}
+    return {
+        "frames": len(stream),
+        "frames_with_face": len(with_face),
+        "stages": figures,
+        "ratios_to_decode": {
+            "tracking_path": round(statistics.median(tracking) / decode_median, 2),
+            "embed": round(statistics.median(stages["embed"]) / decode_median, 2),
+        },
+        "throughput_fps": {"one_thread": round(one, 1), "two_threads": round(two, 1)},
+        "two_thread_speedup": round(two / one, 2),
+        "engine_rss_mb": engine_rss_mb,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def default_videos() -> list[Path]:
+    """The liveportrait clips in ../shared/faces/video beside the repository, if present."""
+    folder = Path(__file__).resolve().parents[2] / "shared" / "faces" / "video"
+    return sorted(folder.glob("liveportrait_*.mp4"))
+
+
+def as_lines(figures: dict) -> list[str]:
+    lines = [f"frames: {figures['frames']} (with a face: {figures['frames_with_face']})"]
+    for name, summary in figures["stages"].items():
+        lines.append(f"{name:14s} median {summary['median_ms']:7.2f} ms   p95 {summary['p95_ms']:7.2f} ms")
+    ratios = figures["ratios_to_decode"]
+    lines.append(f"ratio to JPEG decode: tracking path x{ratios['tracking_path']}, embed x{ratios['embed']}")
+    rates = figures["throughput_fps"]
+    lines.append(
+        f"throughput: {rates['one_thread']} frames/s on 1 thread, {rates['two_threads']} on 2 "
+        f"(x{figures['two_thread_speedup']})"
+    )
+    lines.append(
+        f"memory: {figures['engine_rss_mb']} MB after models and a session; "
+        f"{figures['peak_rss_mb']} MB peak with the benchmark's own frames"
+    )
+    return lines
+
