@@ -1,0 +1,1 @@
+"""FaceAuth's Django app: REST API, WebSocket consumer, sessions, templates, results."""

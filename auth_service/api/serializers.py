@@ -1,0 +1,148 @@
+"""Input validation (DRF serializers) and output shapes of the REST API."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from auth_service.models import AuthSession, EnrolledUser, SessionKind
+from auth_service.services.formats import iso_utc
+from auth_service.services.gallery import ENROLLMENT_MODES
+from auth_service.services.tokens import IssuedToken
+
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"
+user_id_validator = RegexValidator(
+    USER_ID_PATTERN,
+    "user_id must be 1-128 characters: letters, digits and . _ @ + : - (not first).",
+)
+MAX_METADATA_BYTES = 4096
+
+
+# --- input ---
+class ClientCredentialsInput(serializers.Serializer):
+    api_key = serializers.CharField(max_length=200, trim_whitespace=True)
+    secret_key = serializers.CharField(max_length=200, trim_whitespace=False)
+
+
+class _MetadataMixin(serializers.Serializer):
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_metadata(self, value: dict) -> dict:
+        if len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON.")
+        return value
+
+
+class EnrollmentInput(_MetadataMixin):
+    """{user_id, metadata?: {target_samples?, enrollment_mode?: "replace"|"append", ...}}"""
+
+    user_id = serializers.CharField(validators=[user_id_validator])
+
+    def validate_metadata(self, value: dict) -> dict:
+        value = super().validate_metadata(value)
+        maximum = settings.FACEAUTH_MAX_TARGET_SAMPLES
+        target = value.get("target_samples", settings.FACEAUTH_DEFAULT_TARGET_SAMPLES)
+        if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= maximum:
+            raise serializers.ValidationError(
+                f"target_samples must be an integer from 1 to {maximum}."
+            )
+        mode = value.get("enrollment_mode", "replace")
+        if mode not in ENROLLMENT_MODES:
+            raise serializers.ValidationError(
+                f"enrollment_mode must be one of {', '.join(ENROLLMENT_MODES)}."
+            )
+        return value
+
+    @property
+    def target_samples(self) -> int:
+        return self.validated_data["metadata"].get(
+            "target_samples", settings.FACEAUTH_DEFAULT_TARGET_SAMPLES
+        )
+
+    @property
+    def enrollment_mode(self) -> str:
+        return self.validated_data["metadata"].get("enrollment_mode", "replace")
+
+
+class AuthenticationInput(_MetadataMixin):
+    """{user_id?, metadata?}: with user_id 1:1 verification, without 1:N identification."""
+
+    user_id = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, validators=[user_id_validator]
+    )
+
+    def validate_user_id(self, value: str | None) -> str | None:
+        return value or None
+
+
+class UserListInput(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
+# --- output ---
+def client_token_data(issued: IssuedToken, client_id: str) -> dict:
+    return {
+        "token": issued.token,
+        "token_type": "Bearer",
+        "client_id": client_id,
+        "expires_at": iso_utc(issued.expires_at),
+    }
+
+
+def session_created_data(session: AuthSession, token: str, websocket_url: str) -> dict:
+    data = {
+        "session_token": token,
+        "session_id": str(session.id),
+        "websocket_url": websocket_url,
+        "status": session.status,
+        "expires_at": iso_utc(session.expires_at),
+    }
+    if session.kind == SessionKind.ENROLLMENT:
+        data.update(enrollment_id=str(session.id), user_id=session.user_id,
+                    target_samples=session.target_samples)
+    else:
+        data.update(mode=session.mode, user_id=session.user_id or None)
+    return data
+
+
+def session_status_data(session: AuthSession, *, max_frames: int) -> dict:
+    data = {
+        "session_id": str(session.id),
+        "session_type": session.kind,
+        "mode": session.mode,
+        "user_id": session.user_id or None,
+        "status": session.status,
+        "is_active": session.status in ("pending", "active"),
+        "created_at": iso_utc(session.created_at),
+        "expires_at": iso_utc(session.expires_at),
+        "started_at": iso_utc(session.started_at),
+        "completed_at": iso_utc(session.completed_at),
+        "progress": {
+            "frames_received": session.frames_received,
+            "frames_processed": session.frames_processed,
+            "max_frames": max_frames,
+            "samples_collected": session.samples_collected,
+            "samples_needed": session.target_samples,
+            "liveness": session.liveness or None,
+        },
+        "reason": session.reason or None,
+        "result": session.result,
+        "encrypted_data": session.encrypted_result,
+    }
+    if session.kind == SessionKind.ENROLLMENT:
+        data["enrollment_id"] = str(session.id)
+    return data
+
+
+def user_data(user: EnrolledUser) -> dict:
+    return {
+        "user_id": user.user_id,
+        "templates": getattr(user, "template_count", None),
+        "enrollments": user.enrollments,
+        "created_at": iso_utc(user.created_at),
+        "updated_at": iso_utc(user.updated_at),
+    }

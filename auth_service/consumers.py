@@ -1,0 +1,197 @@
+"""The capture WebSocket: ws(s)://HOST/ws/auth/process-image/{session_token}/.
+
+Thin by design: it parses messages (protocol), gates and processes frames (services.frames,
+in the engine thread pool), and persists through services.sessions (database thread). One
+socket owns one session; frames are handled strictly in order, and a lock keeps the
+deadline watchdog and a cancel from interleaving with a frame."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from auth_service import protocol
+from auth_service.errors import (
+    FaceAuthError,
+    IdleTimeout,
+    InvalidMessage,
+    MessageTooLarge,
+    SessionCancelled,
+)
+from auth_service.models import AuthSession
+from auth_service.services import sessions
+from auth_service.services.frames import (
+    FrameProcessor,
+    ProcessingConfig,
+    Verdict,
+    run_in_engine,
+)
+
+logger = logging.getLogger(__name__)
+
+NORMAL_CLOSURE = 1000
+PROGRESS_SAVE_INTERVAL = 1.0  # seconds between progress writes for the status endpoint
+WATCHDOG_PERIOD = 0.5  # seconds
+
+
+class ProcessImageConsumer(AsyncWebsocketConsumer):
+    session_id: uuid.UUID | None = None
+    processor: FrameProcessor | None = None
+    finished = True  # until a session is claimed there is nothing to finish
+    watchdog: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        # Accept first so that a refusal can carry a JSON error and a 4xxx close code.
+        await self.accept()
+        token = self.scope["url_route"]["kwargs"]["session_token"]
+        try:
+            session = await database_sync_to_async(sessions.session_connect)(token=token)
+        except FaceAuthError as exc:
+            await self._send(protocol.error(exc))
+            await self.close(code=exc.close_code)
+            return
+        self.session_id = session.id
+        self.processor = FrameProcessor(
+            ProcessingConfig.from_settings(samples_needed=session.target_samples)
+        )
+        self.limits = self.processor.config.limits
+        self.lock = asyncio.Lock()
+        self.finished = False
+        self.last_message_at = time.monotonic()
+        self.last_saved_at = 0.0
+        remaining = (session.expires_at - timezone.now()).total_seconds()
+        self.deadline = time.monotonic() + remaining
+        await self.channel_layer.group_add(sessions.group_name(session.id), self.channel_name)
+        self.watchdog = asyncio.create_task(self._watch())
+        await self._send(protocol.connection_established(session, self.limits))
+
+    async def disconnect(self, code: int) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.session_id is None:
+            return
+        await self.channel_layer.group_discard(sessions.group_name(self.session_id), self.channel_name)
+        if not self.finished:
+            self.finished = True
+            await database_sync_to_async(sessions.session_abort)(
+                session_id=self.session_id, reason="disconnected"
+            )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        now = time.monotonic()
+        self.last_message_at = now
+        if self.finished:
+            return
+        async with self.lock:
+            if self.finished:
+                return
+            try:
+                await self._handle(text_data, bytes_data, now)
+            except FaceAuthError as exc:
+                await self._report(exc)
+            except Exception:
+                logger.exception("session %s: unexpected error", self.session_id)
+                await self._report(FaceAuthError())
+
+    async def _handle(self, text_data: str | None, bytes_data: bytes | None, now: float) -> None:
+        try:
+            message = protocol.parse_client_message(
+                text_data, bytes_data, max_bytes=self.limits.max_message_bytes
+            )
+        except (InvalidMessage, MessageTooLarge):
+            self.processor.note_invalid()  # raises TooManyInvalidFrames at the limit
+            raise
+        if message.type == "ping":
+            await self._send(protocol.pong())
+            return
+        self.processor.admit(now)
+        report = await run_in_engine(self.processor.process, message.image, now)
+        if report.error is not None:
+            await self._send(protocol.error(report.error))
+        else:
+            await self._send(
+                protocol.frame_processed(report, samples_needed=self.processor.config.samples_needed)
+            )
+        if report.verdict is not None:
+            await self._finish(report.verdict)
+        elif now - self.last_saved_at >= PROGRESS_SAVE_INTERVAL:
+            self.last_saved_at = now
+            await self._save_progress()
+
+    async def _save_progress(self) -> None:
+        processor = self.processor
+        await database_sync_to_async(sessions.session_record_progress)(
+            session_id=self.session_id,
+            frames_received=processor.frames_received,
+            frames_processed=processor.frames_processed,
+            samples_collected=processor.samples_collected,
+            liveness=processor.state.as_dict() if processor.state is not None else {},
+        )
+
+    async def _finish(self, verdict: Verdict) -> None:
+        """Completes the session, sends the completion message and closes normally."""
+        self.finished = True
+        session: AuthSession = await database_sync_to_async(sessions.session_finish)(
+            session_id=self.session_id, verdict=verdict
+        )
+        await self._send(protocol.completion(session))
+        await self.close(code=NORMAL_CLOSURE)
+
+    async def _report(self, exc: FaceAuthError) -> None:
+        """Sends an error; a fatal one also ends the session and closes with its code."""
+        await self._send(protocol.error(exc))
+        if not exc.fatal:
+            return
+        if not self.finished:
+            self.finished = True
+            await database_sync_to_async(sessions.session_abort)(
+                session_id=self.session_id, reason=exc.code
+            )
+        await self.close(code=exc.close_code)
+
+    async def _watch(self) -> None:
+        """Ends the session at its expiry (with a completion message) or when idle."""
+        try:
+            while not self.finished:
+                await asyncio.sleep(WATCHDOG_PERIOD)
+                now = time.monotonic()
+                if now >= self.deadline:
+                    async with self.lock:
+                        if not self.finished:
+                            await self._finish(self.processor.expired_verdict())
+                    return
+                if now - self.last_message_at >= self.limits.idle_timeout_seconds:
+                    async with self.lock:
+                        if not self.finished:
+                            await self._report(
+                                IdleTimeout(
+                                    f"No message for {self.limits.idle_timeout_seconds} s; "
+                                    "the session was closed."
+                                )
+                            )
+                    return
+        except asyncio.CancelledError:
+            raise
+        except FaceAuthError as exc:
+            await self._report(exc)
+        except Exception:
+            logger.exception("session %s: watchdog failed", self.session_id)
+            await self._report(FaceAuthError())
+
+    async def session_cancelled(self, event: dict) -> None:
+        """Channel-layer event: the client cancelled this session through the REST API."""
+        async with self.lock:
+            if not self.finished:
+                self.finished = True  # the REST call already moved it to cancelled
+                cancelled = SessionCancelled("The session was cancelled by the client.")
+                await self._send(protocol.error(cancelled))
+                await self.close(code=SessionCancelled.close_code)
+
+    async def _send(self, message: dict) -> None:
+        await self.send(text_data=protocol.dumps(message))

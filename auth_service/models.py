@@ -1,0 +1,148 @@
+"""FaceAuth's data: API clients, capture sessions, enrolled users and their face templates.
+
+Secrets are never stored in plaintext: the API key is kept as a SHA-256 digest (it is a
+256-bit random lookup key, so a fast digest suffices), the secret key as a slow password
+hash for the credential check plus a Fernet ciphertext under a server key, because results
+are encrypted with the secret itself (services.crypto). Templates are embeddings, never
+images. State changes of AuthSession go through services.sessions only."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+from django.db import models
+
+
+class ApiClient(models.Model):
+    """A tenant (a bank, an app) holding an api_key + secret_key pair."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    api_key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    api_key_prefix = models.CharField(
+        max_length=16, editable=False, help_text="First characters of the API key, to recognise it."
+    )
+    secret_hash = models.CharField(max_length=256, editable=False)
+    secret_encrypted = models.TextField(editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_authenticated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API client"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def client_id(self) -> str:
+        return str(self.id)
+
+    # DRF's permission checks read request.user.is_authenticated; the client is the principal.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+
+class SessionKind(models.TextChoices):
+    ENROLLMENT = "enrollment"
+    AUTHENTICATION = "authentication"
+
+
+class SessionMode(models.TextChoices):
+    ENROLLMENT = "enrollment"
+    VERIFICATION = "verification"
+    IDENTIFICATION = "identification"
+
+
+class SessionStatus(models.TextChoices):
+    """States of services.sessions' state machine (the only place that changes them)."""
+
+    PENDING = "pending"  # created, no WebSocket yet
+    ACTIVE = "active"  # one WebSocket is streaming frames
+    COMPLETED = "completed"  # finished with success
+    FAILED = "failed"  # finished without success (no match, liveness failed, ...)
+    EXPIRED = "expired"  # the time limit passed first
+    CANCELLED = "cancelled"  # the client disconnected, was idle, or cancelled it
+
+
+class AuthSession(models.Model):
+    """One enrollment or authentication attempt, driven over one WebSocket."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="sessions")
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=SessionKind.choices)
+    mode = models.CharField(max_length=16, choices=SessionMode.choices)
+    user_id = models.CharField(max_length=128, blank=True, default="")
+    target_samples = models.PositiveSmallIntegerField(default=0)
+    enrollment_mode = models.CharField(max_length=8, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=SessionStatus.choices, default=SessionStatus.PENDING, db_index=True
+    )
+    frames_received = models.PositiveIntegerField(default=0)
+    frames_processed = models.PositiveIntegerField(default=0)
+    samples_collected = models.PositiveSmallIntegerField(default=0)
+    liveness = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=64, blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+    encrypted_result = models.JSONField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["client", "status"])]
+        verbose_name = "session"
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.user_id or '(identification)'} [{self.status}]"
+
+
+class EnrolledUser(models.Model):
+    """An end user of one API client; user_id is the client's own identifier."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="users")
+    user_id = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    enrollments = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "user_id"], name="unique_user_per_client")
+        ]
+        verbose_name = "enrolled user"
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class FaceTemplate(models.Model):
+    """One identity embedding (float32 little-endian bytes) of an enrolled user."""
+
+    user = models.ForeignKey(EnrolledUser, on_delete=models.CASCADE, related_name="templates")
+    session = models.ForeignKey(
+        AuthSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
+    )
+    embedding = models.BinaryField()
+    model = models.CharField(max_length=32, help_text="Engine model that produced the embedding.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "face template"
+
+    def __str__(self) -> str:
+        return f"template {self.pk} of {self.user}"
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype="<f4")

@@ -1,0 +1,149 @@
+"""The WebSocket protocol: parsing client messages and building server messages.
+
+Client -> server: {"type": "frame", "image": "<data URL or bare base64>"}, a binary message
+holding raw JPEG/PNG bytes (same as a frame), {"type": "ping"}.
+Server -> client: connection_established, frame_processed, enrollment_complete,
+authentication_complete, error, pong (docs in README, "WebSocket protocol")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from auth_service.errors import FaceAuthError, InvalidMessage, MessageTooLarge
+from auth_service.models import AuthSession, SessionKind
+from auth_service.services.formats import iso_utc
+from auth_service.services.frames import FrameReport, SessionLimits
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    type: str  # "frame" or "ping"
+    image: bytes | str | None = None
+
+
+def parse_client_message(
+    text_data: str | None, bytes_data: bytes | None, *, max_bytes: int
+) -> ClientMessage:
+    """Validates one incoming message; raises InvalidMessage or MessageTooLarge."""
+    if bytes_data is not None:
+        if len(bytes_data) > max_bytes:
+            raise MessageTooLarge(f"The message has {len(bytes_data)} bytes; the limit is {max_bytes}.")
+        if not bytes_data:
+            raise InvalidMessage("Empty binary message.")
+        return ClientMessage("frame", bytes_data)
+    text = text_data or ""
+    # Characters, not bytes: valid frames are ASCII, where the two agree.
+    if len(text) > max_bytes:
+        raise MessageTooLarge(f"The message has {len(text)} characters; the limit is {max_bytes}.")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise InvalidMessage("The message is not JSON. " + InvalidMessage.default_message) from None
+    if not isinstance(message, dict):
+        raise InvalidMessage()
+    kind = message.get("type")
+    if kind == "ping":
+        return ClientMessage("ping")
+    if kind == "frame":
+        image = message.get("image")
+        if not isinstance(image, str) or not image:
+            raise InvalidMessage('A frame needs "image": a data URL or base64 JPEG/PNG string.')
+        return ClientMessage("frame", image)
+    raise InvalidMessage(f"Unknown message type {kind!r}. " + InvalidMessage.default_message)
+
+
+def connection_established(session: AuthSession, limits: SessionLimits) -> dict:
+    what = "enrollment" if session.kind == SessionKind.ENROLLMENT else session.mode
+    return {
+        "type": "connection_established",
+        "session_id": str(session.id),
+        "session_type": session.kind,
+        "mode": session.mode,
+        "user_id": session.user_id or None,
+        "target_samples": session.target_samples,
+        "limits": limits.as_dict(),
+        "expires_at": iso_utc(session.expires_at),
+        "message": f"Connected; send frames for {what} "
+        f"(at most {limits.max_fps} per second, blink naturally and move your head a little).",
+    }
+
+
+def frame_processed(report: FrameReport, *, samples_needed: int) -> dict:
+    analysis = report.analysis
+    liveness = report.liveness
+    if analysis is None or liveness is None:
+        raise ValueError("frame_processed needs an analysed frame, not a rejected one")
+    face = analysis.face
+    hint = analysis.hint or liveness.hint
+    if hint is None and report.samples_collected < samples_needed:
+        hint = "hold still, looking at the camera"
+    return {
+        "type": "frame_processed",
+        "frame_number": report.frame_number,
+        "face_detected": face is not None,
+        "face_count": len(analysis.faces),
+        "face_box": face.box.as_dict() if face is not None else None,
+        "frame_size": {"width": analysis.image_size[0], "height": analysis.image_size[1]},
+        "quality": analysis.quality.as_dict(),
+        "liveness": liveness.as_dict(),
+        "sample_accepted": report.sample_accepted,
+        "samples_collected": report.samples_collected,
+        "samples_needed": samples_needed,
+        "hint": hint,
+        "status": "active",
+    }
+
+
+_COMPLETE_MESSAGES = {
+    (SessionKind.ENROLLMENT, True): "Enrollment complete.",
+    (SessionKind.ENROLLMENT, False): "Enrollment failed.",
+    (SessionKind.AUTHENTICATION, True): "Authentication successful.",
+    (SessionKind.AUTHENTICATION, False): "Authentication failed.",
+}
+
+
+def completion(session: AuthSession) -> dict:
+    """enrollment_complete / authentication_complete for a finished session. Secret-ish
+    details (the similarity of a failed attempt) stay inside the encrypted payload."""
+    result = session.result or {}
+    success = bool(result.get("success"))
+    message: dict = {
+        "type": f"{session.kind}_complete",
+        "success": success,
+        "session_id": str(session.id),
+        "status": session.status,
+        "message": _COMPLETE_MESSAGES[(session.kind, success)],
+    }
+    if not success:
+        message["reason"] = result.get("reason")
+        message["detail"] = result.get("detail")
+    if session.kind == SessionKind.ENROLLMENT:
+        message.update(
+            enrollment_id=str(session.id),
+            user_id=session.user_id,
+            samples=result.get("samples", 0),
+        )
+    else:
+        message.update(
+            mode=session.mode,
+            user_id=result.get("user_id") if success else None,
+            similarity=result.get("similarity") if success else None,
+            threshold=result.get("threshold"),
+        )
+    message["encrypted_data"] = session.encrypted_result
+    return message
+
+
+def error(exc: FaceAuthError) -> dict:
+    return {"type": "error", **exc.as_dict(), "fatal": exc.fatal}
+
+
+def pong() -> dict:
+    return {"type": "pong", "timestamp": iso_utc(timezone.now())}
+
+
+def dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))

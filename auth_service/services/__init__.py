@@ -1,0 +1,1 @@
+"""Business logic: plain functions the REST views and the WebSocket consumer both call."""

@@ -1,0 +1,335 @@
+"""Per-frame processing of one capture session: rate and budget gates, decoding, face
+analysis, liveness, sample collection, and the verdict that ends the session.
+
+One FrameProcessor belongs to one WebSocket and is fed frames in order. ``process`` is
+CPU-bound (decode, detect, landmarks, sometimes an embedding) and runs in the engine thread
+pool (``run_in_engine``), never on the event loop.
+
+Samples: a frame becomes a candidate sample when it has exactly one face of good quality,
+the liveness tracker has not failed and still sees the same person, and it is at least
+FACEAUTH_SAMPLE_INTERVAL_MS after the previous candidate (spaced samples vary more). The
+samples that count are the largest group of candidates that all agree with each other
+(pairwise cosine similarity at or above the agreement threshold): an odd frame (motion
+blur, a half-closed eye) is left out instead of poisoning the templates."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+from django.conf import settings
+
+import face_engine as fe
+from auth_service.errors import (
+    FaceAuthError,
+    FrameRateExceeded,
+    FrameRejected,
+    TooManyInvalidFrames,
+)
+
+T = TypeVar("T")
+_executor: ThreadPoolExecutor | None = None
+
+
+def engine_executor() -> ThreadPoolExecutor:
+    """The process-wide pool for engine work; its size bounds CPU use across sessions.
+    The engine keeps one set of models per thread, so each worker thread loads its own
+    when it starts, before its first frame."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(
+            max_workers=settings.FACEAUTH_ENGINE_THREADS,
+            thread_name_prefix="face-engine",
+            initializer=fe.load_models,
+        )
+    return _executor
+
+
+async def run_in_engine(function: Callable[..., T], *args: Any) -> T:
+    """Runs a CPU-bound call in the engine pool and awaits it."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(engine_executor(), functools.partial(function, *args))
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Limits of a capture session (SPEC section 4), as announced to the client."""
+
+    max_fps: int
+    max_frames: int
+    min_frames: int
+    session_timeout_seconds: int
+    idle_timeout_seconds: int
+    max_message_bytes: int
+    max_invalid_frames: int
+
+    @property
+    def min_frame_interval_ms(self) -> int:
+        return math.ceil(1000 / self.max_fps)
+
+    @classmethod
+    def from_settings(cls) -> SessionLimits:
+        return cls(
+            max_fps=settings.FACEAUTH_MAX_FPS,
+            max_frames=settings.FACEAUTH_MAX_FRAMES,
+            min_frames=settings.FACEAUTH_MIN_FRAMES,
+            session_timeout_seconds=settings.FACEAUTH_SESSION_TIMEOUT_SECONDS,
+            idle_timeout_seconds=settings.FACEAUTH_IDLE_TIMEOUT_SECONDS,
+            max_message_bytes=settings.FACEAUTH_MAX_MESSAGE_BYTES,
+            max_invalid_frames=settings.FACEAUTH_MAX_INVALID_FRAMES,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "max_fps": self.max_fps,
+            "min_frame_interval_ms": self.min_frame_interval_ms,
+            "max_frames": self.max_frames,
+            "min_frames": self.min_frames,
+            "session_timeout_seconds": self.session_timeout_seconds,
+            "idle_timeout_seconds": self.idle_timeout_seconds,
+            "max_message_bytes": self.max_message_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    limits: SessionLimits
+    samples_needed: int
+    sample_interval: float  # seconds between candidate samples
+    agreement_threshold: float
+    decode_limits: fe.DecodeLimits
+
+    @classmethod
+    def from_settings(cls, *, samples_needed: int) -> ProcessingConfig:
+        agreement = settings.FACEAUTH_SAMPLE_AGREEMENT_THRESHOLD
+        return cls(
+            limits=SessionLimits.from_settings(),
+            samples_needed=samples_needed,
+            sample_interval=settings.FACEAUTH_SAMPLE_INTERVAL_MS / 1000,
+            agreement_threshold=fe.DEFAULT_THRESHOLD if agreement is None else float(agreement),
+            decode_limits=fe.DecodeLimits(
+                max_bytes=settings.FACEAUTH_MAX_IMAGE_BYTES,
+                max_side=settings.FACEAUTH_MAX_IMAGE_SIDE,
+                max_pixels=settings.FACEAUTH_MAX_IMAGE_PIXELS,
+            ),
+        )
+
+    @property
+    def pool_size(self) -> int:
+        # Room for several outliers besides the samples that count; bounded per session.
+        return self.samples_needed * 2 + 4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The session ends. ``reason`` is None when the evidence is complete (enough agreeing
+    samples, liveness passed) and the service decides the outcome from ``embeddings``;
+    otherwise it says why the session fails (liveness_failed, insufficient_samples,
+    session_expired) and ``detail`` explains it to people."""
+
+    reason: str | None
+    detail: str | None
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    liveness: dict = field(default_factory=dict)
+    frames_received: int = 0
+    frames_processed: int = 0
+
+
+@dataclass(frozen=True)
+class FrameReport:
+    """What one frame produced: feedback for the client, and a verdict when it ends the
+    session. ``error`` is set instead of ``analysis`` when the image was unusable."""
+
+    frame_number: int
+    error: FaceAuthError | None = None
+    analysis: fe.FrameAnalysis | None = None
+    liveness: fe.LivenessState | None = None
+    sample_accepted: bool = False
+    samples_collected: int = 0
+    verdict: Verdict | None = None
+
+
+def agreeing_group(embeddings: list[np.ndarray], threshold: float) -> list[int]:
+    """Indices of the largest group of embeddings whose pairwise similarity all reach
+    ``threshold`` (greedy from each anchor; exact enough for the few samples of a session)."""
+    if not embeddings:
+        return []
+    matrix = np.stack([e / (np.linalg.norm(e) or 1.0) for e in embeddings])
+    similarity = matrix @ matrix.T
+    agree = similarity >= threshold
+    best: list[int] = []
+    for anchor in range(len(embeddings)):
+        group = [anchor]
+        for other in np.argsort(-similarity[anchor]):
+            other = int(other)
+            if other != anchor and all(agree[other, member] for member in group):
+                group.append(other)
+        if len(group) > len(best):
+            best = sorted(group)
+    return best
+
+
+class FrameProcessor:
+    """State of one capture session between frames."""
+
+    def __init__(self, config: ProcessingConfig) -> None:
+        self.config = config
+        self.tracker = fe.LivenessTracker()
+        self.state: fe.LivenessState | None = None
+        self.candidates: deque[np.ndarray] = deque(maxlen=config.pool_size)
+        self.group: list[int] = []
+        self.frames_received = 0  # frames admitted past the rate gate (the frame budget)
+        self.frames_processed = 0  # frames decoded and analysed
+        self.rate_rejections = 0
+        self.invalid_in_row = 0
+        self._last_frame_at: float | None = None
+        self._last_candidate_at: float | None = None
+
+    # --- gates, on the event loop (cheap) ---
+    def admit(self, now: float) -> None:
+        """Counts a frame against the budget, or refuses it when it comes too soon after
+        the previous admitted frame (FrameRateExceeded, non-fatal). A client that keeps
+        sending too fast is cut off after max_frames refusals."""
+        limits = self.config.limits
+        if self._last_frame_at is not None:
+            elapsed_ms = (now - self._last_frame_at) * 1000
+            # 1 ms of slack absorbs clock rounding; it lets no real extra frames through.
+            if elapsed_ms < limits.min_frame_interval_ms - 1:
+                self.rate_rejections += 1
+                if self.rate_rejections > limits.max_frames:
+                    raise TooManyInvalidFrames("Too many frames sent above the frame rate limit.")
+                raise FrameRateExceeded(
+                    f"Frame dropped: it came {elapsed_ms:.0f} ms after the previous one; frames "
+                    f"must be at least {limits.min_frame_interval_ms} ms apart "
+                    f"(at most {limits.max_fps} per second)."
+                )
+        self._last_frame_at = now
+        self.frames_received += 1
+
+    def note_invalid(self) -> None:
+        """Counts an unusable message; too many in a row end the session."""
+        self.invalid_in_row += 1
+        if self.invalid_in_row >= self.config.limits.max_invalid_frames:
+            raise TooManyInvalidFrames(
+                f"{self.invalid_in_row} unusable messages in a row; the session was closed."
+            )
+
+    # --- the frame itself, in the engine pool ---
+    def process(self, data: bytes | str, now: float) -> FrameReport:
+        """Decodes and analyses one admitted frame. Raises TooManyInvalidFrames only."""
+        try:
+            image = fe.decode(data, limits=self.config.decode_limits)
+        except fe.ImageError as exc:
+            self.note_invalid()
+            return FrameReport(
+                self.frames_received,
+                error=FrameRejected(exc.message, code=exc.code),
+                samples_collected=self.samples_collected,
+                verdict=self._budget_verdict(),
+            )
+        self.invalid_in_row = 0
+        analysis = fe.analyze(image)
+        state = self.tracker.update(image, analysis, now)
+        self.state = state
+        self.frames_processed += 1
+        accepted = self._collect(image, analysis, state, now)
+        return FrameReport(
+            self.frames_received,
+            analysis=analysis,
+            liveness=state,
+            sample_accepted=accepted,
+            samples_collected=self.samples_collected,
+            verdict=self._verdict(state),
+        )
+
+    @property
+    def samples_collected(self) -> int:
+        return min(len(self.group), self.config.samples_needed)
+
+    def _collect(
+        self, image: np.ndarray, analysis: fe.FrameAnalysis, state: fe.LivenessState, now: float
+    ) -> bool:
+        if analysis.face is None or not analysis.quality.ok:
+            return False
+        if state.failure is not None or not state.same_person:
+            return False
+        if (
+            self._last_candidate_at is not None
+            and now - self._last_candidate_at < self.config.sample_interval
+        ):
+            return False
+        # Once enough samples agree, only take candidates the tracker embedded anyway.
+        enough = len(self.group) >= self.config.samples_needed
+        if enough and state.embedding is None:
+            return False
+        embedding = state.embedding if state.embedding is not None else fe.embed(image, analysis.face)
+        self.candidates.append(np.asarray(embedding, np.float32))
+        self._last_candidate_at = now
+        self.group = agreeing_group(list(self.candidates), self.config.agreement_threshold)
+        return len(self.candidates) - 1 in self.group
+
+    def chosen_samples(self) -> list[np.ndarray]:
+        """``samples_needed`` agreeing samples, spread over the session (more varied)."""
+        group = self.group
+        needed = self.config.samples_needed
+        if len(group) > needed:
+            picks = np.linspace(0, len(group) - 1, needed).round().astype(int)
+            group = [group[i] for i in picks]
+        return [self.candidates[i] for i in group]
+
+    # --- verdicts ---
+    def _ending(self, reason: str | None, detail: str | None, **extra: Any) -> Verdict:
+        return Verdict(
+            reason=reason,
+            detail=detail,
+            liveness=self.state.as_dict() if self.state is not None else {},
+            frames_received=self.frames_received,
+            frames_processed=self.frames_processed,
+            **extra,
+        )
+
+    def _verdict(self, state: fe.LivenessState) -> Verdict | None:
+        if state.failure is not None:
+            return self._ending("liveness_failed", _FAILURE_DETAIL.get(state.failure, state.failure))
+        if (
+            state.live
+            and len(self.group) >= self.config.samples_needed
+            and self.frames_processed >= self.config.limits.min_frames
+        ):
+            return self._ending(None, None, embeddings=self.chosen_samples())
+        return self._budget_verdict()
+
+    def _budget_verdict(self) -> Verdict | None:
+        if self.frames_received < self.config.limits.max_frames:
+            return None
+        return self._ending(*self._shortfall(f"within {self.config.limits.max_frames} frames"))
+
+    def expired_verdict(self) -> Verdict:
+        """The session's time ran out before the evidence was complete."""
+        _, detail = self._shortfall("before the session expired")
+        return self._ending("session_expired", detail)
+
+    def _shortfall(self, when: str) -> tuple[str, str]:
+        state = self.state
+        if state is None or not state.live:
+            missing = ", ".join(state.missing) if state is not None and state.missing else "a face"
+            return "liveness_failed", f"liveness was not confirmed {when} (missing: {missing})"
+        return (
+            "insufficient_samples",
+            f"only {self.samples_collected} of {self.config.samples_needed} agreeing "
+            f"good-quality samples {when}",
+        )
+
+
+_FAILURE_DETAIL = {
+    "static_image": "a still image was detected (the same picture sent repeatedly)",
+    "face_changed": "the face changed during the session",
+    "planar_motion": "the face moved like a flat picture, not a real head",
+}

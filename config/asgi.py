@@ -1,0 +1,31 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+Run with `python manage.py runserver` (Daphne) or `daphne config.asgi:application`."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Django must be set up before the consumer modules (which import models) are imported.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from auth_service.origins import WebSocketOriginValidator  # noqa: E402
+from auth_service.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": WebSocketOriginValidator(URLRouter(websocket_urlpatterns)),
+    }
+)
+
+if settings.FACEAUTH_WARM_UP_MODELS:
+    # Start an engine thread now: it loads the face models in the background (the pool's
+    # initializer), so the first session does not pay for it.
+    from auth_service.services.frames import engine_executor
+
+    engine_executor().submit(int)

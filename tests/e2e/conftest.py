@@ -1,0 +1,178 @@
+"""End-to-end fixtures: the real server (`manage.py runserver --noreload`, Daphne) in a
+subprocess on a free port, once with the zero-setup defaults (SQLite, in-memory channel
+layer, generated development key) and once production-like (PostgreSQL, Redis channel
+layer and cache, DEBUG off). The client is test_websocket_auth.py, run as a user would.
+
+PostgreSQL and Redis are taken from FACEAUTH_TEST_POSTGRES_URL / FACEAUTH_TEST_REDIS_URL
+(default: the CI machine's 127.0.0.1 services); that variant skips with the reason only
+when they are unreachable. Each run gets its own database and key prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENT = REPO / "test_websocket_auth.py"
+POSTGRES_URL = os.environ.get("FACEAUTH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FACEAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CLIENT_TIMEOUT = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without any FaceAuth or Django setting, plus ``extra``."""
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "FACEAUTH_")) and key not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ClientRun:
+    args: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def result(self) -> dict:
+        """The decrypted result the client printed."""
+        start = self.output.index("Decrypted result")
+        brace = self.output.index("{", start)
+        return json.JSONDecoder().raw_decode(self.output[brace:])[0]
+
+    def explain(self) -> str:
+        return f"client {' '.join(self.args[2:])} exited {self.returncode}:\n{self.output[-6000:]}"
+
+
+@dataclass
+class Server:
+    name: str
+    base_url: str
+    env: dict[str, str]
+    log: Path
+    credentials: dict = field(default_factory=dict)
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
+            text=True, timeout=120, check=True,
+        )
+
+    def client(self, *args: str, secret_key: str | None = None) -> ClientRun:
+        command = [
+            sys.executable, str(CLIENT), self.credentials["api_key"],
+            secret_key or self.credentials["secret_key"], self.base_url, *args,
+        ]
+        completed = subprocess.run(
+            command, cwd=REPO, capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
+            env=clean_environment(),
+        )
+        return ClientRun(command, completed.returncode, completed.stdout + completed.stderr)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+def _wait_until_up(server: Server, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{server.name} server exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if requests.get(f"{server.base_url}/api/health/", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{server.name} server did not answer within {timeout} s:\n{server.log_tail()}")
+
+
+def start_server(name: str, workdir: Path, env: dict[str, str]) -> Iterator[Server]:
+    port = free_port()
+    server = Server(name, f"http://127.0.0.1:{port}", env, workdir / "server.log")
+    server.manage("migrate", "--noinput")
+    server.credentials = json.loads(server.manage("create_client", "e2e", "--json").stdout)
+    with server.log.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_up(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database for one run (so parallel runs never collide), dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
+    name = f"faceauth_e2e_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _require_redis() -> None:
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
+
+
+@pytest.fixture(scope="module", params=["sqlite-memory", "postgres-redis"])
+def server(request, tmp_path_factory, faces_dir) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite-memory":
+        # Exactly the README's zero-setup mode: no settings at all besides a data folder.
+        env = clean_environment(FACEAUTH_DATA_DIR=str(workdir / "data"))
+        yield from start_server(request.param, workdir, env)
+        return
+    _require_redis()
+    with postgres_database() as database_url:
+        env = clean_environment(
+            FACEAUTH_DATA_DIR=str(workdir / "data"),
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            DJANGO_DEBUG="0",
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+            DATABASE_URL=database_url,
+            REDIS_URL=REDIS_URL,
+            FACEAUTH_CACHE_KEY_PREFIX=f"faceauth-e2e-{secrets.token_hex(4)}",
+        )
+        yield from start_server(request.param, workdir, env)
