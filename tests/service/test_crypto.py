@@ -10,9 +10,6 @@ import subprocess
 
 import pytest
 from cryptography.fernet import Fernet
-from cryptography.hazmat.backends import default_backend
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.core.exceptions import ImproperlyConfigured
 
 from auth_service.services import crypto
@@ -27,29 +24,9 @@ PAYLOAD = {
 }
 
 
-# The seed's decrypt function, copied verbatim: an independent implementation of the format.
-def decrypt_response(encrypted_payload: str, secret_key: str) -> dict:
-    # Decode base64
-    encrypted_data = base64.b64decode(encrypted_payload)
-
-    # Extract IV and ciphertext
-    iv = encrypted_data[:16]
-    ciphertext = encrypted_data[16:]
-
-    # Derive key
-    key = hashlib.sha256(secret_key.encode()).digest()
-
-    # Decrypt
-    cipher = Cipher(algorithms.AES(key), modes.CBC(iv), backend=default_backend())
-    decryptor = cipher.decryptor()
-    padded_data = decryptor.update(ciphertext) + decryptor.finalize()
-
-    # Unpad
-    unpadder = padding.PKCS7(128).unpadder()
-    data = unpadder.update(padded_data) + unpadder.finalize()
-
-    # Parse JSON
-    return json.loads(data.decode('utf-8'))
+# The client script carries the seed's decrypt function unchanged and none of the server's
+# code: decrypting with it checks the format against an independent implementation.
+from test_websocket_auth import decrypt_response  # noqa: E402
 
 
 def test_seed_decrypt_function_reads_our_payload():
