@@ -3,7 +3,7 @@
 Client -> server: {"type": "frame", "image": "<data URL or bare base64>"}, a binary message
 holding raw JPEG/PNG bytes (same as a frame), {"type": "ping"}.
 Server -> client: connection_established, frame_processed, enrollment_complete,
-authentication_complete, error, pong (docs in README, "WebSocket protocol")."""
+authentication_complete, error, pong (documented in docs/websocket-guide.md)."""
 
 from __future__ import annotations
 

@@ -109,7 +109,10 @@ def session_created_data(session: AuthSession, token: str, websocket_url: str) -
     return data
 
 
-def session_status_data(session: AuthSession, *, max_frames: int) -> dict:
+def session_status_data(session: AuthSession, *, max_frames: int, include_result: bool) -> dict:
+    """The status document. ``include_result`` is False for callers who showed only the API
+    key (an identifier, as the seed's troubleshooting call does): they get the progress and
+    the encrypted result, which needs the secret key to read, but not the plaintext."""
     data = {
         "session_id": str(session.id),
         "session_type": session.kind,
@@ -130,7 +133,7 @@ def session_status_data(session: AuthSession, *, max_frames: int) -> dict:
             "liveness": session.liveness or None,
         },
         "reason": session.reason or None,
-        "result": session.result,
+        "result": session.result if include_result else None,
         "encrypted_data": session.encrypted_result,
     }
     if session.kind == SessionKind.ENROLLMENT:

@@ -104,6 +104,15 @@ class AuthenticationSessionView(ApiView):
         return Response(body, status=201)
 
 
+def _status_response(request: Request, session) -> Response:
+    # request.auth holds the JWT's claims; it is None when the API key alone was shown.
+    return Response(
+        s.session_status_data(
+            session, max_frames=settings.FACEAUTH_MAX_FRAMES, include_result=request.auth is not None
+        )
+    )
+
+
 class SessionStatusView(ApiView):
     """GET /api/auth/sessions/{session_id or enrollment_id}/status/ (JWT or API key)"""
 
@@ -113,7 +122,7 @@ class SessionStatusView(ApiView):
         session = sessions.session_for_client(
             client=request.user, session_id=_session_uuid(session_id)
         )
-        return Response(s.session_status_data(session, max_frames=settings.FACEAUTH_MAX_FRAMES))
+        return _status_response(request, session)
 
 
 class SessionCancelView(ApiView):
@@ -121,7 +130,7 @@ class SessionCancelView(ApiView):
 
     def post(self, request: Request, session_id: str) -> Response:
         session = sessions.session_cancel(client=request.user, session_id=_session_uuid(session_id))
-        return Response(s.session_status_data(session, max_frames=settings.FACEAUTH_MAX_FRAMES))
+        return _status_response(request, session)
 
 
 class UserListView(ApiView):

@@ -267,6 +267,22 @@ def test_status_of_a_finished_session_carries_the_result(api, credentials):
     assert set(body["encrypted_data"]) >= {"encrypted_payload", "hmac"}
 
 
+def test_status_by_api_key_alone_hides_the_plaintext_result(api, credentials):
+    created = api.post("/api/auth/enrollment/", {"user_id": "user123"}, format="json").json()
+    sessions.session_connect(token=created["session_token"])
+    from auth_service.services.frames import Verdict
+
+    sessions.session_finish(
+        session_id=uuid.UUID(created["enrollment_id"]), verdict=Verdict("liveness_failed", "still")
+    )
+    by_key = APIClient()
+    by_key.credentials(HTTP_AUTHORIZATION=f"Bearer {credentials.api_key}")
+    body = by_key.get(f"/api/auth/sessions/{created['enrollment_id']}/status/").json()
+    assert body["status"] == "failed" and body["result"] is None
+    # The encrypted copy is there: only the holder of the secret key can read it.
+    assert set(body["encrypted_data"]) >= {"encrypted_payload", "hmac"}
+
+
 @pytest.mark.parametrize("header", [None, "Bearer fa_wrong"])
 def test_status_needs_credentials(api, header):
     created = api.post("/api/auth/enrollment/", {"user_id": "u"}, format="json").json()
