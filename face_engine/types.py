@@ -118,9 +118,9 @@ class LivenessState:
     """The liveness tracker's state after a frame.
 
     ``missing`` lists what is still needed ("blink", "head_movement"); ``failure`` is set
-    once the session can never become live ("face_changed", "static_image",
-    "planar_motion"); ``embedding`` is the identity embedding computed on this frame, if
-    any, so callers can reuse it instead of embedding the frame again."""
+    once the session can never become live ("face_changed", "static_image"); ``embedding``
+    is the identity embedding computed on this frame, if any, so callers can reuse it
+    instead of embedding the frame again."""
 
     frames: int
     blinks: int

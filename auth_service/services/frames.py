@@ -331,5 +331,4 @@ class FrameProcessor:
 _FAILURE_DETAIL = {
     "static_image": "a still image was detected (the same picture sent repeatedly)",
     "face_changed": "the face changed during the session",
-    "planar_motion": "the face moved like a flat picture, not a real head",
 }
