@@ -7,24 +7,16 @@ so a user's checkout without them still runs the rest of the suite."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-FACES = (REPO / ".." / "shared" / "faces").resolve()
+from tests.live_server import REPO, LiveServer, clean_environment, live_server
+
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 
 # The clip the fake camera plays, and which part of it: the man with glasses blinks
@@ -74,13 +66,6 @@ def _ffmpeg() -> str:
     return ffmpeg
 
 
-def _face_file(name: str) -> Path:
-    path = FACES / name
-    if not path.is_file():
-        pytest.skip(f"real face data not found at {path} (../shared/faces beside the checkout)")
-    return path
-
-
 def _to_y4m(input_args: list[str], out: Path) -> Path:
     """Converts to the y4m Chromium's fake capture device reads (640x480, 4:2:0)."""
     subprocess.run(
@@ -91,17 +76,17 @@ def _to_y4m(input_args: list[str], out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fake_camera(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
     """A live person: the clip segment where he blinks and moves."""
-    clip = _face_file(CLIP)
+    clip = faces_dir / CLIP
     out = tmp_path_factory.mktemp("camera") / "live.y4m"
     return _to_y4m(["-ss", str(CLIP_START_S), "-t", str(CLIP_SECONDS), "-i", str(clip)], out)
 
 
 @pytest.fixture(scope="module")
-def photo_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def photo_camera(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
     """A still photo in front of the camera (a presentation attack)."""
-    photo = _face_file(PHOTO)
+    photo = faces_dir / PHOTO
     out = tmp_path_factory.mktemp("camera") / "photo.y4m"
     return _to_y4m(["-loop", "1", "-framerate", "15", "-t", "2", "-i", str(photo)], out)
 
@@ -114,104 +99,25 @@ def empty_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _to_y4m(["-f", "lavfi", "-i", "color=c=0x303840:s=640x480:r=15", "-t", "2"], out)
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    base_url: str
-    api_key: str
-    secret_key: str
-    log_path: Path
-    process: subprocess.Popen = field(repr=False)
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-    def crash(self) -> None:
-        """Kills the server without a goodbye, as a crash or a cut network would."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-
-def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-
-
 @contextlib.contextmanager
-def run_server(data_dir: Path, name: str, **settings: str) -> Iterator[Server]:
-    """`manage.py runserver --noreload` on a free port with its own SQLite database and
-    development secret in ``data_dir``, plus one API client made by `create_client --json`.
-    ``settings`` are extra FACEAUTH_* environment variables."""
+def run_server(data_dir: Path, name: str, **settings: str) -> Iterator[LiveServer]:
+    """The real server with its own SQLite database and development secret in ``data_dir``
+    and one API client; ``settings`` are extra FACEAUTH_* environment variables. Its log
+    is kept in the artifacts."""
     if not (REPO / "manage.py").is_file():
         pytest.skip("manage.py not found: the FaceAuth service is not in this checkout")
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "FACEAUTH_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        {
-            "FACEAUTH_DATA_DIR": str(data_dir),
-            "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
-            "PYTHONUNBUFFERED": "1",
-            **settings,
-        }
-    )
-    migrate = _manage(["migrate", "--noinput"], env)
-    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-    created = _manage(["create_client", f"browser-{name}", "--json"], env)
-    assert created.returncode == 0, created.stdout + created.stderr
-    client = json.loads(created.stdout)
-
-    port = _free_port()
-    log_path = data_dir / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", client["api_key"], client["secret_key"], log_path, process)
+    env = clean_environment(FACEAUTH_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **settings)
     try:
-        _wait_until_up(server)
-        yield server
+        with live_server(f"browser-{name}", data_dir, env) as server:
+            yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / f"server-{name}.log")
-
-
-def _wait_until_up(server: Server, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(server.base_url + "/demo/", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the server did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+        if (data_dir / "server.log").exists():
+            shutil.copyfile(data_dir / "server.log", ARTIFACTS / f"server-{name}.log")
 
 
 @pytest.fixture(scope="module")
-def faceauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def faceauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The server most tests share, with the default settings."""
     with run_server(tmp_path_factory.mktemp("faceauth-server"), "main") as server:
         yield server

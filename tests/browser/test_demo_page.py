@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.live_server import REPO, free_port
+
 FLOW_TIMEOUT_MS = 150_000
 USER_ID = "browser-demo-user"
 
@@ -142,7 +142,7 @@ def test_enroll_then_verify_through_the_demo_page(
 @pytest.fixture(scope="module")
 def static_server() -> Iterator[str]:
     """`python -m http.server` from the repository root, as the quick start serves the page."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -162,12 +162,6 @@ def static_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("opened_as", ["file", "http.server"])

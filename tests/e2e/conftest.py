@@ -13,39 +13,21 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from cryptography.fernet import Fernet
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.live_server import REPO, LiveServer, clean_environment, live_server
+
 CLIENT = REPO / "test_websocket_auth.py"
 POSTGRES_URL = os.environ.get("FACEAUTH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FACEAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLIENT_TIMEOUT = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """This process's environment without any FaceAuth or Django setting, plus ``extra``."""
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "FACEAUTH_")) and key not in {"DATABASE_URL", "REDIS_URL"}
-    }
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -65,24 +47,11 @@ class ClientRun:
         return f"client {' '.join(self.args[2:])} exited {self.returncode}:\n{self.output[-6000:]}"
 
 
-@dataclass
-class Server:
-    name: str
-    base_url: str
-    env: dict[str, str]
-    log: Path
-    credentials: dict = field(default_factory=dict)
-
-    def manage(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
-            text=True, timeout=120, check=True,
-        )
-
+class Server(LiveServer):
     def client(self, *args: str, secret_key: str | None = None) -> ClientRun:
+        """Runs test_websocket_auth.py against this server, as a user would."""
         command = [
-            sys.executable, str(CLIENT), self.credentials["api_key"],
-            secret_key or self.credentials["secret_key"], self.base_url, *args,
+            sys.executable, str(CLIENT), self.api_key, secret_key or self.secret_key, self.base_url, *args,
         ]
         completed = subprocess.run(
             command, cwd=REPO, capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
@@ -90,44 +59,10 @@ class Server:
         )
         return ClientRun(command, completed.returncode, completed.stdout + completed.stderr)
 
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
-
-
-def _wait_until_up(server: Server, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{server.name} server exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if requests.get(f"{server.base_url}/api/health/", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{server.name} server did not answer within {timeout} s:\n{server.log_tail()}")
-
 
 def start_server(name: str, workdir: Path, env: dict[str, str]) -> Iterator[Server]:
-    port = free_port()
-    server = Server(name, f"http://127.0.0.1:{port}", env, workdir / "server.log")
-    server.manage("migrate", "--noinput")
-    server.credentials = json.loads(server.manage("create_client", "e2e", "--json").stdout)
-    with server.log.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_up(server, process)
+    with live_server(name, workdir, env, server_class=Server) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager

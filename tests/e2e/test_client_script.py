@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from .conftest import CLIENT, REPO, clean_environment, free_port
+from tests.live_server import REPO, clean_environment, free_port
+
+from .conftest import CLIENT
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

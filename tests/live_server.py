@@ -1,0 +1,113 @@
+"""The real FaceAuth server in a subprocess, as the end-to-end and browser tests run it:
+`manage.py migrate`, one API client from `create_client --json`, then `manage.py runserver
+--noreload` (Daphne) on a free loopback port until the test is done."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without any FaceAuth or Django setting, plus ``extra``."""
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "FACEAUTH_")) and key not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class LiveServer:
+    name: str
+    base_url: str
+    env: dict[str, str]
+    log: Path
+    credentials: dict = field(default_factory=dict)  # client_id, api_key, secret_key
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def api_key(self) -> str:
+        return self.credentials["api_key"]
+
+    @property
+    def secret_key(self) -> str:
+        return self.credentials["secret_key"]
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
+            text=True, timeout=300, check=True,
+        )
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no server log)"
+
+    def crash(self) -> None:
+        """Kills the server without a goodbye, as a crash or a cut network would."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def _wait_until_up(self, timeout: float = 90) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.base_url}/api/health/", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{self.name} server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+
+@contextlib.contextmanager
+def live_server(
+    name: str, workdir: Path, env: dict[str, str], *, server_class: type[LiveServer] = LiveServer
+) -> Iterator[LiveServer]:
+    """A migrated server with one API client (named ``name``), logging to workdir/server.log;
+    ``server_class`` lets a suite add its own helpers to the handle."""
+    port = free_port()
+    server = server_class(name, f"http://127.0.0.1:{port}", env, workdir / "server.log")
+    server.manage("migrate", "--noinput")
+    server.credentials = json.loads(server.manage("create_client", name, "--json").stdout)
+    with server.log.open("w") as log:
+        server.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        server._wait_until_up()
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
