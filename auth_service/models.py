@@ -29,6 +29,13 @@ class ApiClient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_authenticated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    default_match_level = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="Security level of this client's authentications when a session names none "
+        "(blank: the server's FACEAUTH_DEFAULT_MATCH_LEVEL).",
+    )
 
     class Meta:
         ordering = ["name"]

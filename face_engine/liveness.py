@@ -209,6 +209,7 @@ class LivenessTracker:
             failure=self._failure,
             hint=hint,
             embedding=embedding,
+            parallax_frames=self._nonplanar_frames,
         )
 
 

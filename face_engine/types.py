@@ -117,7 +117,9 @@ class FrameAnalysis:
 class LivenessState:
     """The liveness tracker's state after a frame.
 
-    ``missing`` lists what is still needed ("blink", "head_movement"); ``failure`` is set
+    ``missing`` lists what is still needed ("blink", "head_movement"); ``blinks`` and
+    ``parallax_frames`` only grow, so a caller sees a new blink or new 3D movement on the
+    frame where the count rises; ``failure`` is set
     once the session can never become live ("face_changed", "static_image"); ``embedding``
     is the identity embedding computed on this frame, if any, so callers can reuse it
     instead of embedding the frame again."""
@@ -130,6 +132,7 @@ class LivenessState:
     failure: str | None
     hint: str | None
     embedding: np.ndarray | None = None
+    parallax_frames: int = 0  # frames so far that showed 3D (non-planar) head movement
 
     @property
     def blink_seen(self) -> bool:
