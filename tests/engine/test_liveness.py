@@ -1,119 +1,129 @@
-"""Liveness on real footage and on photos presented as a stream, at a browser's 10 frames/s."""
+"""Passive liveness on real footage and on synthesised attacks, at a browser's 10 frames/s as
+640x480 JPEG frames (attacks.browser_frame)."""
 
 import cv2
 import numpy as np
 import pytest
 
 import face_engine as fe
-from face_engine.cli import load_image
-from face_engine.liveness import planar_residual
+from face_engine.attacks import (
+    BLINK_AND_MOVEMENT_CLIPS,
+    PHOTO_KINDS,
+    Presentation,
+    browser_frame,
+    photo_sources,
+)
+from face_engine.liveness_eval import evaluate_presentation
 from face_engine.video import video_frames
 
-from .conftest import as_jpeg_frame, single_face_photos
-
 FPS = 10.0
-
-
-def run_clip(path, **window):
-    """Feed a clip to a tracker; return the final state and the times the blink count rose."""
+def run_clip(path, max_frames=None):
+    """Feed a clip to a tracker; return every state and the times the blink count rose."""
     tracker = fe.LivenessTracker()
-    state, blink_times = None, []
-    for timestamp, frame in video_frames(path, fps=FPS, **window):
-        before = state.blinks if state else 0
-        state = tracker.update(frame, fe.analyze(frame), timestamp)
-        if state.blinks > before:
-            blink_times.append(timestamp + window.get("start", 0.0))
-    return state, blink_times
+    states, blink_times = [], []
+    for index, (timestamp, frame) in enumerate(video_frames(path, fps=FPS)):
+        if max_frames is not None and index >= max_frames:
+            break
+        frame = browser_frame(frame)
+        states.append(tracker.update(frame, fe.analyze(frame), timestamp))
+        if states[-1].blinks > (states[-2].blinks if len(states) > 1 else 0):
+            blink_times.append(timestamp)
+    return states, blink_times
 
 
 @pytest.mark.parametrize(
     ("clip", "blink_windows"),
     [
-        # (start, end) seconds around the blinks listed in ../shared/faces/README.md,
-        # widened by the 0.1 s frame spacing and the reopening frame.
+        # (start, end) seconds around blinks listed in ../shared/faces/README.md, widened by
+        # the 0.1 s frame spacing and the reopening frame.
         ("liveportrait_d0.mp4", [(2.5, 3.0)]),  # frames 65-67 at 25 fps
         ("liveportrait_d10.mp4", [(7.3, 7.9), (11.0, 11.7)]),  # frames 221-225, 332-335 at 30 fps
-        ("liveportrait_d9.mp4", [(12.6, 13.4), (13.9, 14.8), (17.3, 18.1)]),  # 380-390, 420-430, 520-533
+        ("liveportrait_d3.mp4", [(1.3, 2.2)]),  # frames 41-61, while the head turns
+        ("sadtalker_radio2.mp4", [(2.0, 2.5)]),  # frames 53-56 at 25 fps, while the head turns
     ],
 )
 def test_blinks_in_real_footage_are_found_where_they_happen(faces_dir, clip, blink_windows):
-    state, blink_times = run_clip(faces_dir / "video" / clip)
+    _, blink_times = run_clip(faces_dir / "video" / clip)
     for start, end in blink_windows:
         assert any(start <= t <= end for t in blink_times), (start, end, blink_times)
-    assert state.blink_seen and state.head_motion and state.same_person
-    assert state.live and state.missing == [] and state.failure is None and state.score == 1.0
 
 
-def photo_stream(image: np.ndarray, mode: str, seconds: float = 10.0, seed: int = 0):
-    """A photo held in front of a camera: ``still`` (the same frame), ``jitter`` (shaken in
-    the image plane) or ``tilt`` (turned in depth, a perspective change), JPEG-encoded."""
-    rng = np.random.default_rng(seed)
-    height, width = image.shape[:2]
-    for index in range(int(seconds * FPS)):
-        if mode == "still":
-            frame = image
-        elif mode == "jitter":
-            matrix = cv2.getRotationMatrix2D(
-                (width / 2 + rng.normal(0, 5), height / 2 + rng.normal(0, 5)),
-                rng.normal(0, 3), 1 + rng.normal(0, 0.03),
-            )
-            matrix[:, 2] += rng.normal(0, 8, 2)
-            frame = cv2.warpAffine(image, matrix, (width, height))
-        else:
-            # Keystone of up to 8% of the width a side: the photo turned in depth by
-            # roughly 20 degrees either way, and nodded by a little less.
-            lean = 0.08 * width * np.sin(index / 8)
-            nod = 0.053 * height * np.cos(index / 6)
-            corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-            moved = corners + np.float32([[nod, lean], [-nod, -lean], [nod, lean], [-nod, -lean]])
-            frame = cv2.warpPerspective(image, cv2.getPerspectiveTransform(corners, moved), (width, height))
-        yield as_jpeg_frame(frame)
+def test_live_clips_with_a_blink_and_head_movement_pass_within_the_budget(faces_dir):
+    for clip in BLINK_AND_MOVEMENT_CLIPS:
+        states, _ = run_clip(faces_dir / "video" / clip, max_frames=120)
+        assert any(state.live for state in states), clip
+        live = next(state for state in states if state.live)
+        assert live.missing == [] and live.failure is None and live.score == 1.0 and live.hint is None
 
 
-def run_photo(image: np.ndarray, mode: str) -> list[fe.LivenessState]:
-    tracker = fe.LivenessTracker()
-    return [tracker.update(frame, fe.analyze(frame)) for frame in photo_stream(image, mode)]
+def test_a_wink_and_looking_down_are_not_blinks(faces_dir):
+    # liveportrait_d14: a long one-eye wink at frames 126-204 (4.2-6.8 s);
+    # liveportrait_d3: looks down at frames 102-160 (3.4-5.3 s).
+    for clip, start, end in (("liveportrait_d14.mp4", 4.2, 6.9), ("liveportrait_d3.mp4", 3.4, 5.4)):
+        _, blink_times = run_clip(faces_dir / "video" / clip)
+        assert not [t for t in blink_times if start <= t <= end], (clip, blink_times)
+
+
+def test_a_still_face_without_a_blink_shows_no_head_movement(faces_dir):
+    # liveportrait_s18: a static camera and a still head (it blinks, but never turns).
+    states, _ = run_clip(faces_dir / "video" / "liveportrait_s18.mp4", max_frames=120)
+    assert not any(state.head_motion for state in states)
+    assert states[-1].missing == ["head_movement"] and states[-1].hint == "turn your head slightly"
 
 
 @pytest.fixture(scope="module")
-def webcam_photos(faces_dir):
-    return {path.name: as_jpeg_frame(load_image(path)) for path in single_face_photos(faces_dir)}
+def photo_attacks(faces_dir):
+    """Every photo attack kind on every single-face photo (2 s each: long enough for the
+    still photo to be recognised), and every third photo for the whole 120-frame budget in a
+    kind that rotates with the photo. The bench runs them all at full length."""
+    photos = [(path, at) for path, at in photo_sources(faces_dir) if at is None]
+    short = [Presentation("attack", kind, path, 1, at, frames=20)
+             for path, at in photos for kind in PHOTO_KINDS]
+    full = [
+        Presentation("attack", PHOTO_KINDS[1 + index % (len(PHOTO_KINDS) - 1)], path, 2, at)
+        for index, (path, at) in enumerate(photos[::3])
+    ]
+    return short + full
 
 
-@pytest.mark.parametrize("mode", ["still", "jitter"])
-def test_a_photo_shown_for_ten_seconds_is_never_live(webcam_photos, mode):
-    for name, image in webcam_photos.items():
-        states = run_photo(image, mode)
-        assert not any(state.live for state in states), name
-        assert states[-1].blinks == 0, name
-        assert not states[-1].head_motion, name
-        if mode == "still":
-            assert states[-1].failure == "static_image", name
-            assert states[-1].hint == "a still image was detected: use a live camera"
+def test_no_photo_attack_shows_a_blink_or_passes(photo_attacks):
+    """APCER 0 over the synthesised photo attacks; no fake blink at all."""
+    assert len({p.kind for p in photo_attacks}) == len(PHOTO_KINDS)
+    moved = 0
+    for presentation in photo_attacks:
+        result = evaluate_presentation(presentation)
+        assert not result.live and result.blinks == 0, result
+        moved += result.head_motion
+        if presentation.kind == "still":
+            assert result.failure == "static_image", result
+    # Parallax on a flat picture only where tracking fails (most points lost); rare.
+    assert moved <= 0.05 * len(photo_attacks), moved
 
 
-def test_a_photo_turned_in_depth_is_never_live_and_shows_no_head_movement(webcam_photos):
-    for name, image in webcam_photos.items():
-        states = run_photo(image, "tilt")
-        assert not any(state.live for state in states), name
-        # On a photo of half a face (edge/obama_partial_face*.jpg) dlib guesses where the
-        # missing half is, and the guesses shift as the photo turns: only the blink
-        # requirement stands between it and liveness, so only whole faces are held to this.
-        if "partial" not in name:
-            assert not any(state.head_motion for state in states), name
+def test_a_small_web_photo_upscaled_and_moved_by_hand_is_not_live(faces_dir, tmp_path):
+    """The issue's report: a 250x250 web photo upscaled to 480 px and moved by hand
+    (rotation up to 6 degrees, scale 5%, shifts) for 10 s gave 3 "blinks" and head movement."""
+    image = cv2.imread(str(faces_dir / "obama" / "obama.jpg"))
+    face = fe.detect(image)[0].box
+    side = int(face.width * 1.8)
+    x, y = max(face.x - (side - face.width) // 2, 0), max(face.y - (side - face.height) // 3, 0)
+    web_photo = tmp_path / "web.jpg"
+    small = cv2.resize(image[y:y + side, x:x + side], (250, 250), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(web_photo), small)
+    result = evaluate_presentation(Presentation("attack", "jitter_fast", web_photo, 0, frames=100))
+    assert not result.live and result.blinks == 0 and not result.head_motion, result
 
 
-def test_flat_views_fit_a_homography_and_a_turning_head_does_not(faces_dir):
-    image = as_jpeg_frame(load_image(faces_dir / "obama" / "obama.jpg"))
-    frames = list(photo_stream(image, "tilt", seconds=2))
-    points = [fe.landmarks(frame, fe.detect(frame)[0]).points for frame in frames]
-    flat = max(planar_residual(points[0], other) for other in points[1:])
-    turning = []
-    for _, frame in video_frames(faces_dir / "video" / "liveportrait_d12.mp4", fps=FPS):
-        face = fe.detect(frame)[0]
-        turning.append(fe.landmarks(frame, face).points)
-    head = max(planar_residual(turning[0], other) for other in turning[1:])
-    assert flat < fe.LivenessConfig().min_nonplanar < head
+def test_a_face_too_small_gives_move_closer_and_no_evidence(faces_dir):
+    tracker = fe.LivenessTracker()
+    for _, frame in video_frames(faces_dir / "video" / "sadtalker_radio2.mp4", fps=FPS, duration=4):
+        small = np.zeros((480, 640, 3), np.uint8)
+        small[180:300, 260:380] = cv2.resize(frame, (120, 120), interpolation=cv2.INTER_AREA)
+        frame = browser_frame(small)
+        state = tracker.update(frame, fe.analyze(frame))
+        if state.too_small:
+            assert state.hint == "move closer"
+    assert state.too_small and state.blinks == 0 and state.parallax_frames == 0
 
 
 def test_a_person_swapped_mid_session_is_caught(faces_dir):
@@ -129,16 +139,16 @@ def test_a_person_swapped_mid_session_is_caught(faces_dir):
     assert not state.same_person and not state.live and state.score == 0.0
 
 
-def test_a_face_that_leaves_and_returns_is_checked_again(faces_dir):
+def test_identity_is_embedded_about_once_a_second_and_on_reappearance(faces_dir):
     tracker = fe.LivenessTracker()
-    frames = [frame for _, frame in video_frames(faces_dir / "video" / "liveportrait_d0.mp4", fps=FPS)]
+    clip = faces_dir / "video" / "liveportrait_d10.mp4"
+    frames = [frame for _, frame in video_frames(clip, fps=FPS, duration=3)]
+    embedded = [tracker.update(frame, fe.analyze(frame)).embedding is not None for frame in frames]
+    assert embedded[0] and not embedded[1] and 3 <= sum(embedded) <= 4, embedded
     blank = np.zeros_like(frames[0])
-    tracker.update(frames[0], fe.analyze(frames[0]))
-    state = tracker.update(frames[1], fe.analyze(frames[1]))
-    assert state.embedding is None  # between identity checks
     state = tracker.update(blank, fe.analyze(blank))
-    assert state.hint == "keep your face in view"
-    state = tracker.update(frames[2], fe.analyze(frames[2]))
+    assert state.hint == "keep your face in view" and state.embedding is None
+    state = tracker.update(frames[5], fe.analyze(frames[5]))
     assert state.embedding is not None and state.embedding.shape == (128,)
 
 
