@@ -1,0 +1,591 @@
+"""Load benchmark: N simulated users stream real 640x480 JPEG frames at 10 frames/s.
+
+    .venv/bin/python bench/load.py --users 10 --duration 30            # the zero-setup server
+    .venv/bin/python bench/load.py --production --users 30             # gunicorn workers, PostgreSQL, Redis
+    .venv/bin/python bench/load.py --production --find-capacity        # largest N at p95 <= 150 ms, no errors
+    .venv/bin/python bench/load.py --production --users 60             # overload: admitted p95, 503s
+    .venv/bin/python bench/load.py --production --users 30 --duration 600   # soak: RSS growth
+    .venv/bin/python bench/load.py --url http://host:8000 --api-key K --secret-key S --users 5
+    .venv/bin/python bench/load.py --short                              # CI: 2 users for 8 s
+    .venv/bin/python bench/load.py --set FACEAUTH_FACE_TRACKING=1 --users 10   # any server setting
+
+It starts the server itself (``manage.py runserver``, or ``scripts/serve-production.sh`` on a
+fresh PostgreSQL database and a random Redis key prefix with --production), creates an API
+client with ``manage.py create_client NAME --json`` and raises the per-client limits to fit
+N users (FACEAUTH_MAX_ACTIVE_SESSIONS_PER_CLIENT, FACEAUTH_SESSION_CREATE_RATE), or targets
+--url, whose limits must already allow N open sessions for one client.
+
+Every user enrolls once and then authenticates (1:1) again and again: sessions are created
+over REST and frames are sent over the WebSocket as data URLs (like the browser client;
+--binary for raw JPEG messages) every 100-105 ms with jitter, without waiting for answers.
+Frames come from one clip (../shared/faces/video/liveportrait_d9.mp4), each user starting
+at its own point. Printed: round trip p50/p95/p99 (frame sent -> its answer received),
+frames/s answered, errors by code, sessions completed, CPU and RSS per server process, then
+the engine's CPU per frame against the floor (JPEG decode + detection + landmarks of the
+same frames on one thread, measured in the same run). The last line is always
+``users=N fps=.. p50_ms=.. p95_ms=.. errors=.. completed=..``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import contextlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import requests
+import websockets
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT_CLIP = REPO.parent / "shared" / "faces" / "video" / "liveportrait_d9.mp4"
+POSTGRES_URL = os.environ.get("FACEAUTH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FACEAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TARGET_P95_MS = 150.0
+FRAME_INTERVAL = (0.100, 0.105)  # seconds between a user's frames, drawn per frame
+ANSWER_GRACE = 2.0  # seconds to wait for answers to the last frames of a run
+RAMP = 0.25  # users arrive spread over this share of the run (at most 5 s), not all at once
+# Codes of errors that answer one frame (the others end or refuse a session).
+FRAME_ERRORS = {"frame_rate_exceeded", "invalid_image", "image_too_large", "unsupported_format",
+                "message_too_large", "invalid_message"}
+
+
+# --- frames ---
+def clip_frames(clip: Path) -> list[bytes]:
+    """The clip as a browser would send it: 640x480 JPEG (quality 80) at 10 frames/s."""
+    from face_engine.benchmark import jpeg_frames
+
+    frames = jpeg_frames([clip], per_video=10_000)
+    if not frames:
+        raise SystemExit(f"no frames could be read from {clip}")
+    return frames
+
+
+# --- servers ---
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+SERVER_SETTINGS: dict[str, str] = {}  # --set NAME=VALUE: for the server and the engine replay
+
+
+def base_environment(workdir: Path, users: int) -> dict[str, str]:
+    """No FaceAuth settings from the caller's shell, plus per-client limits sized for N users
+    (N open sessions, and a session every 5 s per user: the shortest a session lasts), plus
+    --set's settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "FACEAUTH_")) and k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        FACEAUTH_DATA_DIR=str(workdir / "data"),
+        FACEAUTH_MAX_ACTIVE_SESSIONS_PER_CLIENT=str(max(20, 2 * users)),
+        FACEAUTH_SESSION_CREATE_RATE=f"{max(60, 12 * users)}/minute",
+        FACEAUTH_LOG_LEVEL="WARNING",
+    )
+    env.update(SERVER_SETTINGS)
+    return env
+
+
+@dataclass
+class Server:
+    base_url: str
+    api_key: str
+    secret_key: str
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    def processes(self) -> list[psutil.Process]:
+        """The server's processes: the runserver process, or gunicorn and its workers."""
+        if self.process is None:
+            return []
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log and self.log.exists() else ""
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def _wait_until_up(server: Server, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SystemExit(f"the server exited with {server.process.returncode}:\n{server.log_tail()}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{server.base_url}/api/health/", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"the server did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def _start(command: list[str], env: dict[str, str], workdir: Path, port: int) -> Server:
+    _manage(env, "migrate", "--noinput")
+    credentials = json.loads(_manage(env, "create_client", "load-bench", "--json"))
+    log = workdir / "server.log"
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", credentials["api_key"], credentials["secret_key"],
+                    process, log)
+    _wait_until_up(server)
+    return server
+
+
+def _stop(server: Server) -> None:
+    if server.process is None or server.process.poll() is not None:
+        return
+    os.killpg(server.process.pid, signal.SIGTERM)  # the server's own process group only
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+@contextlib.contextmanager
+def embedded_server(workdir: Path, users: int) -> Iterator[Server]:
+    """The zero-setup server: `manage.py runserver` (Daphne, SQLite, in-memory layer)."""
+    port = free_port()
+    env = base_environment(workdir, users)
+    server = _start([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+                    env, workdir, port)
+    try:
+        yield server
+    finally:
+        _stop(server)
+
+
+@contextlib.contextmanager
+def production_server(
+    workdir: Path, users: int, workers: int | None, threads: int | None
+) -> Iterator[Server]:
+    """scripts/serve-production.sh on a fresh PostgreSQL database and a random Redis prefix."""
+    import psycopg
+    import redis
+    from cryptography.fernet import Fernet
+
+    name = f"faceauth_bench_{secrets.token_hex(4)}"
+    prefix = f"faceauth-bench-{secrets.token_hex(4)}"
+    admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    port = free_port()
+    env = base_environment(workdir, users)
+    env.update(
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name,
+        REDIS_URL=REDIS_URL,
+        FACEAUTH_CACHE_KEY_PREFIX=prefix,
+        PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
+    )
+    (workdir / "metrics").mkdir()  # the script empties it at start; manage.py needs it before
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        env["FACEAUTH_ENGINE_THREADS"] = str(threads)
+    server = None
+    try:
+        server = _start(["bash", "scripts/serve-production.sh"], env, workdir, port)
+        yield server
+    finally:
+        if server is not None:
+            _stop(server)
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+# --- simulated users ---
+@dataclass
+class Figures:
+    round_trips: list[float] = field(default_factory=list)  # seconds
+    answered: int = 0
+    errors: collections.Counter = field(default_factory=collections.Counter)
+    completed: int = 0
+    succeeded: int = 0
+    refused_sessions: int = 0
+
+
+@dataclass
+class Load:
+    base_url: str
+    token: str
+    messages: list[str | bytes]
+    deadline: float
+    figures: Figures
+    enrolled: set[str]
+
+
+def _post(url: str, token: str, body: dict) -> requests.Response:
+    return requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+async def simulated_user(index: int, users: int, load: Load) -> None:
+    rng = random.Random(index)
+    user_id = f"bench-{index}"
+    position = (index * 37) % len(load.messages)  # each user starts at its own point of the clip
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(index / users * min(5.0, RAMP * (load.deadline - loop.time())))
+    while loop.time() < load.deadline:
+        kind = "authentication" if user_id in load.enrolled else "enrollment"
+        response = await asyncio.to_thread(_post, f"{load.base_url}/api/auth/{kind}/", load.token,
+                                           {"user_id": user_id})
+        if response.status_code != 201:
+            code = response.json().get("error", {}).get("code", str(response.status_code))
+            load.figures.errors[f"http_{response.status_code}_{code}"] += 1
+            load.figures.refused_sessions += 1
+            wait = float(response.headers.get("Retry-After", "1"))
+            await asyncio.sleep(min(wait, max(0.0, load.deadline - loop.time())))
+            continue
+        created = response.json()
+        position, outcome = await stream(created["websocket_url"], load, position, rng)
+        if outcome == "success" and kind == "enrollment":
+            load.enrolled.add(user_id)
+
+
+async def stream(url: str, load: Load, position: int, rng: random.Random) -> tuple[int, str | None]:
+    """Streams frames to one session until it completes, fails or the run ends."""
+    figures = load.figures
+    sent: collections.deque[float] = collections.deque()
+    loop = asyncio.get_running_loop()
+    outcome: str | None = None
+    try:
+        async with websockets.connect(url, max_size=None, compression=None, open_timeout=30) as ws:
+            hello = json.loads(await ws.recv())
+            if hello.get("type") != "connection_established":
+                figures.errors[f"ws_{hello.get('code', hello.get('type'))}"] += 1
+                return position, None
+
+            async def sender() -> None:
+                nonlocal position
+                next_at = loop.time()
+                while loop.time() < load.deadline:
+                    sent.append(time.perf_counter())
+                    await ws.send(load.messages[position % len(load.messages)])
+                    position += 1
+                    # Like a browser timer: keep the rhythm, but never catch up in a burst
+                    # after this process itself was late.
+                    next_at = max(next_at + rng.uniform(*FRAME_INTERVAL), loop.time())
+                    await asyncio.sleep(next_at - loop.time())
+                await asyncio.sleep(ANSWER_GRACE)  # the run is over: collect late answers, leave
+                await ws.close()
+
+            sending = asyncio.create_task(sender())
+            try:
+                async for raw in ws:
+                    message = json.loads(raw)
+                    kind = message["type"]
+                    if kind == "frame_processed":
+                        figures.round_trips.append(time.perf_counter() - sent.popleft())
+                        figures.answered += 1
+                    elif kind == "error":
+                        figures.errors[message["code"]] += 1
+                        if message["code"] in FRAME_ERRORS and sent:
+                            sent.popleft()
+                        if message["fatal"]:
+                            break
+                    elif kind.endswith("_complete"):
+                        figures.completed += 1
+                        figures.succeeded += bool(message["success"])
+                        outcome = "success" if message["success"] else "failure"
+                        break
+            finally:
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                    await sending
+    except (OSError, websockets.WebSocketException) as exc:
+        if loop.time() < load.deadline:
+            figures.errors[f"connection_{type(exc).__name__}"] += 1
+    return position, outcome
+
+
+def client_token(server: Server) -> str:
+    response = requests.post(f"{server.base_url}/api/auth/client/",
+                             json={"api_key": server.api_key, "secret_key": server.secret_key}, timeout=30)
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+@dataclass
+class Run:
+    users: int
+    duration: float
+    figures: Figures
+    cpu_seconds: dict[int, float]  # per server process
+    rss_mb: dict[int, float]
+    rss_growth: dict[int, float | None]  # after warm-up to the end, share
+
+    def percentile(self, q: float) -> float:
+        trips = sorted(self.figures.round_trips)
+        if not trips:
+            return float("nan")
+        return trips[min(len(trips) - 1, int(q / 100 * len(trips)))] * 1000
+
+    @property
+    def fps(self) -> float:
+        """Frames answered per second of load (answers in the grace after it included)."""
+        return self.figures.answered / self.duration
+
+    @property
+    def errors(self) -> int:
+        return sum(self.figures.errors.values())
+
+    def passed(self) -> bool:
+        return self.errors == 0 and self.percentile(95) <= TARGET_P95_MS and self.figures.answered > 0
+
+    def summary(self) -> str:
+        return (f"users={self.users} fps={self.fps:.1f} p50_ms={self.percentile(50):.0f} "
+                f"p95_ms={self.percentile(95):.0f} errors={self.errors} completed={self.figures.completed}")
+
+
+def run_load(server: Server, token: str, messages: list, users: int, duration: float,
+             enrolled: set[str]) -> Run:
+    processes = server.processes()
+    figures = Figures()
+
+    async def main() -> dict[int, list[float]]:
+        loop = asyncio.get_running_loop()
+        load = Load(server.base_url, token, messages, loop.time() + duration, figures, enrolled)
+        tasks = [asyncio.create_task(simulated_user(i, users, load)) for i in range(users)]
+        rss_samples: dict[int, list[float]] = {p.pid: [] for p in processes}
+        while loop.time() < load.deadline:
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    rss_samples[process.pid].append(process.memory_info().rss / 2**20)
+            await asyncio.sleep(min(5.0, max(0.0, load.deadline - loop.time())))
+        await asyncio.gather(*tasks)
+        return rss_samples
+
+    before = _cpu(processes)
+    rss_samples = asyncio.run(main())
+    after = _cpu(processes)
+    growth = {}
+    for pid, samples in rss_samples.items():
+        warm = samples[len(samples) // 5:] if len(samples) >= 5 else []
+        growth[pid] = (warm[-1] / warm[0] - 1) if len(warm) >= 2 and warm[0] else None
+    return Run(
+        users=users, duration=duration, figures=figures,
+        cpu_seconds={pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in before},
+        rss_mb={pid: samples[-1] for pid, samples in rss_samples.items() if samples},
+        rss_growth=growth,
+    )
+
+
+def _cpu(processes: list[psutil.Process]) -> dict[int, float]:
+    figures = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            figures[process.pid] = times.user + times.system
+    return figures
+
+
+def report(run: Run, server: Server) -> list[str]:
+    figures = run.figures
+    lines = [
+        f"round trip ms: p50 {run.percentile(50):.0f}  p95 {run.percentile(95):.0f}  "
+        f"p99 {run.percentile(99):.0f}  (frames answered: {figures.answered})",
+        f"frames/s answered: {run.fps:.1f} (offered: {run.users * 2 / sum(FRAME_INTERVAL):.0f})",
+        f"sessions completed: {figures.completed} ({figures.succeeded} successful); "
+        f"session creations refused: {figures.refused_sessions}",
+        "errors: " + (", ".join(f"{code} {count}" for code, count in figures.errors.most_common()) or "none"),
+    ]
+    names = {}
+    for process in server.processes():
+        with contextlib.suppress(psutil.Error):
+            names[process.pid] = " ".join(process.cmdline()[1:3])[:60]
+    total_cpu = sum(run.cpu_seconds.values())
+    for pid, cpu in run.cpu_seconds.items():
+        growth = run.rss_growth.get(pid)
+        lines.append(
+            f"server process {pid} ({names.get(pid, '?')}): CPU {100 * cpu / run.duration:.0f}% of a core, "
+            f"RSS {run.rss_mb.get(pid, float('nan')):.0f} MB"
+            + (f", RSS growth after warm-up {100 * growth:+.1f}%" if growth is not None else "")
+        )
+    if figures.answered:
+        lines.append(f"server CPU per answered frame: {1000 * total_cpu / figures.answered:.2f} ms "
+                     f"(all server processes)")
+    return lines
+
+
+# --- the engine's own cost against the floor, on the same frames ---
+def engine_cost(frames: list[bytes], sessions: int = 4) -> tuple[float, float]:
+    """Milliseconds of CPU per frame on one thread: (the service's per-frame path as a
+    session runs it: decode, tracking/detection, landmarks, quality, liveness, embeddings,
+    samples; the floor: JPEG decode + detection + landmarks of the same frames)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("FACEAUTH_DATA_DIR", tempfile.mkdtemp(prefix="faceauth-bench-"))
+    import cv2
+    import django
+
+    django.setup()
+    import face_engine as fe
+    from auth_service.services.frames import FrameProcessor, ProcessingConfig
+    from face_engine.detect import TRACKING_MAX_SIDE
+
+    cv2.setNumThreads(1)  # as the server's engine threads run
+    fe.load_models()
+    used: list[bytes] = []
+    path_cpu = 0.0
+    for session in range(sessions):
+        processor = FrameProcessor(ProcessingConfig.from_settings(samples_needed=5 if session == 0 else 3))
+        start = (session * 37) % len(frames)
+        for index in range(len(frames)):
+            data = frames[(start + index) % len(frames)]
+            now = 1000.0 + index / 10
+            processor.admit(now)
+            before = time.thread_time()
+            report = processor.process(data, now)
+            path_cpu += time.thread_time() - before
+            used.append(data)
+            if report.verdict is not None:
+                break
+    floor_cpu = 0.0
+    for data in used:
+        before = time.thread_time()
+        image = fe.decode(data)
+        faces = fe.detect(image, max_side=TRACKING_MAX_SIDE)
+        if faces:
+            fe.landmarks(image, faces[0])
+        floor_cpu += time.thread_time() - before
+    return 1000 * path_cpu / len(used), 1000 * floor_cpu / len(used)
+
+
+# --- main ---
+def messages_for(frames: list[bytes], binary: bool) -> list[str | bytes]:
+    if binary:
+        return frames
+    return [json.dumps({"type": "frame", "image": "data:image/jpeg;base64," + base64.b64encode(f).decode()})
+            for f in frames]
+
+
+def find_capacity(server: Server, token: str, messages: list, start: int, step: int, duration: float,
+                  enrolled: set[str]) -> Run | None:
+    """Raises N by ``step`` while runs pass, then halves the step between the last pass and
+    the first failure. Returns the best passing run."""
+    best: Run | None = None
+    low, high = 0, None
+    users = start
+    while True:
+        run = run_load(server, token, messages, users, duration, enrolled)
+        print(f"  find-capacity: {run.summary()} -> {'pass' if run.passed() else 'fail'}", flush=True)
+        time.sleep(3)  # let closed sessions end before the next step
+        if run.passed():
+            best, low = run, users
+        else:
+            high = users
+        if high is None:
+            users += step
+        elif high - low <= max(1, step // 4):
+            return best
+        else:
+            users = (low + high) // 2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per run")
+    parser.add_argument("--production", action="store_true",
+                        help="scripts/serve-production.sh (gunicorn workers) on PostgreSQL + Redis")
+    parser.add_argument("--workers", type=int, help="production worker processes (default: cores)")
+    parser.add_argument("--engine-threads", type=int, help="FACEAUTH_ENGINE_THREADS of the server")
+    parser.add_argument("--url", help="a running server instead of starting one")
+    parser.add_argument("--api-key")
+    parser.add_argument("--secret-key")
+    parser.add_argument("--find-capacity", action="store_true",
+                        help=f"largest N with p95 <= {TARGET_P95_MS:.0f} ms and no errors")
+    parser.add_argument("--step", type=int, default=10, help="--find-capacity's first step in users")
+    parser.add_argument("--short", action="store_true", help="CI smoke run: 2 users for 8 s")
+    parser.add_argument("--binary", action="store_true", help="raw JPEG messages instead of data URLs")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a server setting (environment variable), e.g. FACEAUTH_FACE_TRACKING=1")
+    args = parser.parse_args()
+    for assignment in args.set:
+        name, _, value = assignment.partition("=")
+        if not name or not _:
+            parser.error(f"--set needs NAME=VALUE, not {assignment!r}")
+        SERVER_SETTINGS[name] = value
+    os.environ.update(SERVER_SETTINGS)  # the engine replay reads the same settings
+    if args.short:
+        args.users, args.duration = 2, 8.0
+    if not args.clip.is_file():
+        print(f"{args.clip} is absent: nothing to stream", file=sys.stderr)
+        return 2
+    if args.url and not (args.api_key and args.secret_key):
+        parser.error("--url needs --api-key and --secret-key")
+
+    frames = clip_frames(args.clip)
+    messages = messages_for(frames, args.binary)
+    print(f"clip: {args.clip.name}, {len(frames)} frames of 640x480 JPEG, "
+          f"median {statistics.median(map(len, frames)) / 1024:.0f} KiB; {os.cpu_count()} CPU cores; "
+          f"load average {os.getloadavg()[0]:.1f} before the run", flush=True)
+    most_users = max(args.users, 80) if args.find_capacity else args.users
+    workdir = Path(tempfile.mkdtemp(prefix="faceauth-load-"))
+    try:
+        if args.url:
+            context = contextlib.nullcontext(Server(args.url.rstrip("/"), args.api_key, args.secret_key))
+        elif args.production:
+            context = production_server(workdir, most_users, args.workers, args.engine_threads)
+        else:
+            if args.engine_threads:
+                SERVER_SETTINGS["FACEAUTH_ENGINE_THREADS"] = str(args.engine_threads)
+            context = embedded_server(workdir, most_users)
+        with context as server:
+            setup = "url" if args.url else "production" if args.production else "embedded"
+            print(f"server: {setup} at {server.base_url}", flush=True)
+            token = client_token(server)
+            enrolled: set[str] = set()
+            if args.find_capacity:
+                run = find_capacity(server, token, messages, args.users, args.step, args.duration, enrolled)
+                if run is None:
+                    print(f"no N passed (the first run had {args.users} users)")
+                    run = run_load(server, token, messages, args.users, args.duration, enrolled)
+                else:
+                    print(f"capacity: {run.users} users at p95 <= {TARGET_P95_MS:.0f} ms and no errors")
+            else:
+                run = run_load(server, token, messages, args.users, args.duration, enrolled)
+            print("\n".join(report(run, server)), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    engine_ms, floor_ms = engine_cost(frames)
+    print(f"engine CPU per frame: {engine_ms:.2f} ms; floor (decode + detection + landmarks, "
+          f"one thread, same frames): {floor_ms:.2f} ms; ratio {engine_ms / floor_ms:.2f}")
+    print(run.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The production server: gunicorn managing several uvicorn worker processes
+# (config.workers.FaceAuthWorker) that share PostgreSQL and the Redis channel layer, so a
+# session created through one worker can stream on any other and a cancel reaches it.
+#
+# Needs DJANGO_SECRET_KEY, FACEAUTH_ENCRYPTION_KEY, DATABASE_URL (PostgreSQL) and REDIS_URL
+# (see README, "Production"). Sizing (README, "Capacity"): WEB_CONCURRENCY worker processes,
+# default one per core; FACEAUTH_ENGINE_THREADS engine threads in each, default 2;
+# FACEAUTH_DB_CONN_MAX_AGE, default 60 s here (persistent database connections).
+# HOST and PORT choose the address (default 127.0.0.1:8000); extra arguments go to gunicorn.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DJANGO_SECRET_KEY:?set DJANGO_SECRET_KEY (production secrets have no default)}"
+: "${DATABASE_URL:?set DATABASE_URL=postgres://...: the workers share one database}"
+: "${REDIS_URL:?set REDIS_URL=redis://...: the workers share the Redis channel layer}"
+case "$DATABASE_URL" in
+    postgres://*|postgresql://*|pgsql://*) ;;
+    *) echo "DATABASE_URL must be PostgreSQL: SQLite cannot be shared by several processes" >&2; exit 2 ;;
+esac
+cores=$(nproc)
+export WEB_CONCURRENCY="${WEB_CONCURRENCY:-$cores}"
+export FACEAUTH_ENGINE_THREADS="${FACEAUTH_ENGINE_THREADS:-2}"
+# Keep database connections between calls: a new PostgreSQL connection for every progress
+# write took 8% of a worker's CPU under load (py-spy).
+export FACEAUTH_DB_CONN_MAX_AGE="${FACEAUTH_DB_CONN_MAX_AGE:-60}"
+# Prometheus metrics of all workers are added up from per-process files in one directory,
+# emptied at each start (auth_service/metrics.py).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/faceauth-metrics-${PORT:-8000}}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+.venv/bin/python manage.py migrate --noinput
+echo "FaceAuth: $WEB_CONCURRENCY workers x $FACEAUTH_ENGINE_THREADS engine threads on $cores cores" >&2
+exec .venv/bin/gunicorn config.asgi:application \
+    --worker-class config.workers.FaceAuthWorker \
+    --workers "$WEB_CONCURRENCY" \
+    --bind "${HOST:-127.0.0.1}:${PORT:-8000}" \
+    --graceful-timeout 30 \
+    --timeout 60 \
+    --keep-alive 5 \
+    "$@"

@@ -1,0 +1,29 @@
+"""The load benchmark's short mode, as CI runs it: it starts its own server, streams real
+frames from two simulated users and prints its figures. No timing is asserted (CI machines
+differ); only that it ran and that its last line has the documented form."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.live_server import REPO, clean_environment
+
+LAST_LINE = re.compile(
+    r"users=(\d+) fps=(\d+\.\d) p50_ms=(\d+) p95_ms=(\d+) errors=(\d+) completed=(\d+)"
+)
+
+
+def test_the_short_load_run_prints_its_figures_and_a_well_formed_last_line(faces_dir):
+    run = subprocess.run([sys.executable, "bench/load.py", "--short"], cwd=REPO, env=clean_environment(),
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    match = LAST_LINE.fullmatch(lines[-1])
+    assert match, lines[-1]
+    users, fps, _, _, _, _ = match.groups()
+    assert int(users) == 2 and float(fps) > 0
+    for heading in ("round trip ms: p50", "frames/s answered", "sessions completed", "errors:",
+                    "server process", "engine CPU per frame", "floor (decode + detection + landmarks"):
+        assert heading in run.stdout, run.stdout

@@ -1,0 +1,157 @@
+"""Two production server processes (scripts/serve-production.sh: gunicorn with the FaceAuth
+uvicorn worker) on one PostgreSQL database and one Redis, as a load balancer would spread a
+client over them: a session created through worker A streams on worker B and completes, a
+cancel sent to A closes B's socket with 4012, and the status is right on both."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from face_engine.video import fit_frame, video_frames
+from tests.live_server import REPO, LiveServer, clean_environment, free_port
+
+from .conftest import REDIS_URL, _require_redis, postgres_database
+
+CLIP = "video/liveportrait_d10.mp4"  # blinks at 4 s and 7.6 s
+
+
+@contextlib.contextmanager
+def production_worker(name: str, workdir: Path, env: dict[str, str]) -> Iterator[LiveServer]:
+    """scripts/serve-production.sh with one worker process on a free port."""
+    port = free_port()
+    env = {**env, "PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{name}")}
+    server = LiveServer(name, f"http://127.0.0.1:{port}", env, workdir / f"{name}.log")
+    with server.log.open("w") as log:
+        # Its own process group, so that the worker goes too if the master must be killed.
+        server.process = subprocess.Popen(["bash", "scripts/serve-production.sh"], cwd=REPO, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        server._wait_until_up()
+        yield server
+    finally:
+        server.process.terminate()  # gunicorn's master: it stops its worker gracefully
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory, faces_dir) -> Iterator[tuple[LiveServer, LiveServer]]:
+    _require_redis()
+    workdir = tmp_path_factory.mktemp("workers")
+    with postgres_database() as database_url:
+        env = clean_environment(
+            FACEAUTH_DATA_DIR=str(workdir / "data"),
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+            DATABASE_URL=database_url,
+            REDIS_URL=REDIS_URL,
+            FACEAUTH_CACHE_KEY_PREFIX=f"faceauth-workers-{secrets.token_hex(4)}",
+            WEB_CONCURRENCY="1",
+            FACEAUTH_ENGINE_THREADS="1",
+        )
+        with production_worker("a", workdir, env) as a:
+            a.credentials = json.loads(a.manage("create_client", "two-workers", "--json").stdout)
+            with production_worker("b", workdir, env) as b:
+                b.credentials = a.credentials  # one client, whichever worker it talks to
+                yield a, b
+
+
+@pytest.fixture(scope="module")
+def frames(faces_dir) -> list[bytes]:
+    return [cv2.imencode(".jpg", fit_frame(frame), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+            for _, frame in video_frames(faces_dir / CLIP, fps=10, duration=12)]
+
+
+def bearer(server: LiveServer) -> dict[str, str]:
+    response = requests.post(f"{server.base_url}/api/auth/client/", timeout=30,
+                             json={"api_key": server.api_key, "secret_key": server.secret_key})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def create_on(server: LiveServer, headers: dict[str, str], user_id: str) -> dict:
+    response = requests.post(f"{server.base_url}/api/auth/enrollment/", headers=headers, timeout=30,
+                             json={"user_id": user_id, "metadata": {"target_samples": 3}})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def on_other_worker(created: dict, server: LiveServer) -> str:
+    """The session's websocket_url, pointed at ``server`` instead of the worker that made it."""
+    path = created["websocket_url"].split("/ws/", 1)[1]
+    return server.base_url.replace("http://", "ws://") + "/ws/" + path
+
+
+def status_on(server: LiveServer, headers: dict[str, str], session_id: str) -> dict:
+    response = requests.get(f"{server.base_url}/api/auth/sessions/{session_id}/status/", headers=headers,
+                            timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_session_created_on_one_worker_streams_and_completes_on_another(workers, frames):
+    a, b = workers
+    headers = bearer(a)
+    created = create_on(a, headers, "walker")
+    with connect(on_other_worker(created, b), max_size=None) as socket:
+        assert json.loads(socket.recv(timeout=30))["type"] == "connection_established"
+        done = None
+        for data in frames:
+            # Paced by the answers, as the client guide says: at most 10 frames a second.
+            sent = time.monotonic()
+            socket.send(data)
+            answer = json.loads(socket.recv(timeout=30))
+            assert answer["type"] == "frame_processed", answer
+            if answer["samples_collected"] >= 3 and answer["liveness"]["is_live"]:
+                done = json.loads(socket.recv(timeout=30))
+                break
+            time.sleep(max(0.0, sent + 0.105 - time.monotonic()))
+        assert done is not None, "the frames ran out before the enrollment completed"
+        assert done["type"] == "enrollment_complete"
+        assert done["success"] is True and done["samples"] == 3, (done["reason"], done["detail"])
+    for server in (a, b):
+        status = status_on(server, headers, created["enrollment_id"])
+        assert status["status"] == "completed" and status["result"]["success"] is True
+
+
+def test_a_cancel_sent_to_one_worker_closes_the_socket_on_another_with_4012(workers, frames):
+    a, b = workers
+    headers = bearer(b)  # tokens from either worker are good on both
+    created = create_on(a, headers, "canceller")
+    with connect(on_other_worker(created, b), max_size=None) as socket:
+        assert json.loads(socket.recv(timeout=30))["type"] == "connection_established"
+        for data in frames[:3]:
+            socket.send(data)
+            assert json.loads(socket.recv(timeout=30))["type"] == "frame_processed"
+            time.sleep(0.1)
+        assert status_on(a, headers, created["enrollment_id"])["status"] == "active"
+        response = requests.post(f"{a.base_url}/api/auth/sessions/{created['enrollment_id']}/cancel/",
+                                 headers=headers, timeout=30)
+        assert response.status_code == 200 and response.json()["status"] == "cancelled"
+        error = json.loads(socket.recv(timeout=30))
+        assert error["type"] == "error" and error["code"] == "session_cancelled"
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=30)
+        assert closed.value.rcvd.code == 4012
+    for server in (a, b):
+        status = status_on(server, headers, created["enrollment_id"])
+        assert status["status"] == "cancelled" and status["reason"] == "cancelled_by_client"
