@@ -7,7 +7,8 @@
 
 Frames come from the webcam (default), a video file (--video FILE, with --start/--duration
 to pick a part) or a folder of JPEG/PNG images (--images DIR), sent at most 10 per second.
-Every server message is printed; the final result is decrypted with the secret key (the
+Every server message is printed (with --liveness active, each new challenge too, as
+">>> challenge 1/3: TURN YOUR HEAD TO THE LEFT"); the final result is decrypted with the secret key (the
 quick start's algorithm) after checking its HMAC tag.
 
 Exit status: 0 success, 1 the server completed the session without success (no match,
@@ -178,6 +179,8 @@ def describe(message: dict) -> str:
             f" user_id={message.get('user_id')} target_samples={message.get('target_samples')}"
             f" limits: {limits.get('max_fps')} fps, {limits.get('max_frames')} frames,"
             f" {limits.get('session_timeout_seconds')} s"
+            f" liveness={(message.get('liveness') or {}).get('mode')}"
+            f" challenges={(message.get('liveness') or {}).get('challenges')}"
         )
     if kind == "frame_processed":
         box = message.get("face_box")
@@ -212,6 +215,17 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def announce_challenge(message: dict, args: argparse.Namespace) -> None:
+    """Active liveness: prints each challenge once, when the server first shows it."""
+    if message.get("type") != "frame_processed":
+        return
+    challenge = (message.get("liveness") or {}).get("challenge")
+    if challenge and (challenge["index"], challenge["code"]) != args.shown_challenge:
+        args.shown_challenge = (challenge["index"], challenge["code"])
+        say(f">>> challenge {challenge['index'] + 1}/{challenge['total']}: {challenge['instruction'].upper()}"
+            f" (within {challenge['seconds_left']:.0f} s)")
+
+
 # --- the run ---
 def _post(url: str, body: dict, *, token: str | None, timeout: float) -> dict:
     headers = {"Content-Type": "application/json"}
@@ -243,10 +257,14 @@ def create_session(args: argparse.Namespace) -> dict:
         metadata = {"target_samples": args.target_samples} if args.target_samples else {}
         if args.enrollment_mode:
             metadata["enrollment_mode"] = args.enrollment_mode
+        if args.liveness:
+            metadata["liveness"] = args.liveness
         body = {"user_id": args.user_id, "metadata": metadata}
         url = f"{base}/api/auth/enrollment/"
     else:
         body = {"user_id": args.user_id} if args.user_id else {}
+        if args.liveness:
+            body["metadata"] = {"liveness": args.liveness}
         url = f"{base}/api/auth/authentication/"
     say(f"-> POST {url} {json.dumps(body)}")
     session = _post(url, body, token=auth["token"], timeout=args.timeout)
@@ -292,6 +310,7 @@ def receive(
     while True:
         message = json.loads(socket.recv(timeout=timeout or args.timeout))
         say("<- " + (json.dumps(message) if args.verbose else describe(message)))
+        announce_challenge(message, args)
         kind = message.get("type")
         if kind in COMPLETIONS:
             raise Completed(message)
@@ -383,6 +402,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target-samples", type=int, default=None, help="enrollment: samples to collect")
     parser.add_argument("--enrollment-mode", choices=["replace", "append"], default=None,
                         help="enrollment of an existing user: replace (default) or append templates")
+    parser.add_argument("--liveness", choices=["passive", "active"], default=None,
+                        help="liveness mode (default: the server's); active prints each instruction")
+    parser.set_defaults(shown_challenge=None)
     parser.add_argument("--binary", action="store_true", help="send raw JPEG bytes, not data URLs")
     parser.add_argument("--max-width", type=int, default=640, help="scale frames down to this width")
     parser.add_argument("--jpeg-quality", type=int, default=80)

@@ -16,16 +16,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
-from auth_service import protocol
+from auth_service import metrics, protocol
 from auth_service.errors import (
     FaceAuthError,
     IdleTimeout,
     InvalidMessage,
     MessageTooLarge,
+    NotFound,
     SessionCancelled,
 )
 from auth_service.models import AuthSession
-from auth_service.services import sessions
+from auth_service.services import admission, sessions, worker
 from auth_service.services.frames import (
     FrameProcessor,
     ProcessingConfig,
@@ -36,7 +37,13 @@ from auth_service.services.frames import (
 logger = logging.getLogger(__name__)
 
 NORMAL_CLOSURE = 1000
-PROGRESS_SAVE_INTERVAL = 1.0  # seconds between progress writes for the status endpoint
+# Sent by the server (Daphne, uvicorn) itself for a message above its WebSocket size limit.
+MESSAGE_TOO_BIG = 1009
+# Progress for the status endpoint is written at most once a second when samples or
+# liveness changed, and every few seconds for the frame counters alone: a database write
+# per socket and second cost more than the writes were worth under load.
+PROGRESS_SAVE_INTERVAL = 1.0
+PROGRESS_REFRESH_INTERVAL = 5.0
 WATCHDOG_PERIOD = 0.5  # seconds
 
 
@@ -45,33 +52,48 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
     processor: FrameProcessor | None = None
     finished = True  # until a session is claimed there is nothing to finish
     watchdog: asyncio.Task | None = None
+    counted_open = False
 
     async def connect(self) -> None:
         # Accept first so that a refusal can carry a JSON error and a 4xxx close code.
         await self.accept()
+        metrics.WEBSOCKETS_OPEN.inc()
+        self.counted_open = True
         token = self.scope["url_route"]["kwargs"]["session_token"]
         try:
-            session = await database_sync_to_async(sessions.session_connect)(token=token)
+            # Before the session is claimed: refused here, it stays pending for a retry.
+            await database_sync_to_async(admission.admit_connection)()
+            session = await database_sync_to_async(sessions.session_connect)(
+                token=token, worker_id=worker.worker_id()
+            )
         except FaceAuthError as exc:
             await self._send(protocol.error(exc))
             await self.close(code=exc.close_code)
             return
         self.session_id = session.id
         self.processor = FrameProcessor(
-            ProcessingConfig.from_settings(samples_needed=session.target_samples)
+            ProcessingConfig.from_settings(
+                samples_needed=session.target_samples, liveness_mode=session.metadata.get("liveness")
+            )
         )
         self.limits = self.processor.config.limits
         self.lock = asyncio.Lock()
         self.finished = False
         self.last_message_at = time.monotonic()
         self.last_saved_at = 0.0
+        self.saved_progress: tuple | None = None
         remaining = (session.expires_at - timezone.now()).total_seconds()
         self.deadline = time.monotonic() + remaining
         await self.channel_layer.group_add(sessions.group_name(session.id), self.channel_name)
         self.watchdog = asyncio.create_task(self._watch())
-        await self._send(protocol.connection_established(session, self.limits))
+        await self._send(
+            protocol.connection_established(session, self.limits, liveness=self.processor.liveness_mode)
+        )
 
     async def disconnect(self, code: int) -> None:
+        if self.counted_open:
+            self.counted_open = False
+            metrics.WEBSOCKETS_OPEN.dec()
         if self.watchdog is not None:
             self.watchdog.cancel()
         if self.session_id is None:
@@ -80,7 +102,8 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         if not self.finished:
             self.finished = True
             await database_sync_to_async(sessions.session_abort)(
-                session_id=self.session_id, reason="disconnected"
+                session_id=self.session_id,
+                reason=MessageTooLarge.code if code == MESSAGE_TOO_BIG else "disconnected",
             )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -118,20 +141,25 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
             await self._send(
                 protocol.frame_processed(report, samples_needed=self.processor.config.samples_needed)
             )
+        metrics.FRAME_ROUND_TRIP.observe(time.monotonic() - now)
         if report.verdict is not None:
             await self._finish(report.verdict)
         elif now - self.last_saved_at >= PROGRESS_SAVE_INTERVAL:
-            self.last_saved_at = now
-            await self._save_progress()
+            await self._save_progress(now)
 
-    async def _save_progress(self) -> None:
+    async def _save_progress(self, now: float) -> None:
         processor = self.processor
+        liveness = processor.state.as_dict() if processor.state is not None else {}
+        shown = (processor.samples_collected, {k: v for k, v in liveness.items() if k != "frames"})
+        if shown == self.saved_progress and now - self.last_saved_at < PROGRESS_REFRESH_INTERVAL:
+            return
+        self.last_saved_at, self.saved_progress = now, shown
         await database_sync_to_async(sessions.session_record_progress)(
             session_id=self.session_id,
             frames_received=processor.frames_received,
             frames_processed=processor.frames_processed,
             samples_collected=processor.samples_collected,
-            liveness=processor.state.as_dict() if processor.state is not None else {},
+            liveness=liveness,
         )
 
     async def _finish(self, verdict: Verdict) -> None:
@@ -194,4 +222,17 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
                 await self.close(code=SessionCancelled.close_code)
 
     async def _send(self, message: dict) -> None:
+        if message["type"] == "error":
+            metrics.WEBSOCKET_ERRORS.labels(code=message["code"]).inc()
         await self.send(text_data=protocol.dumps(message))
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Any WebSocket path other than the capture route: a JSON not_found, then close 4004."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        missing = NotFound(f"No WebSocket at /{self.scope['path'].lstrip('/')}; connect to "
+                           "the websocket_url of a session.")
+        await self.send(text_data=protocol.dumps(protocol.error(missing)))
+        await self.close(code=missing.close_code)

@@ -32,11 +32,16 @@ def demo_page(request: HttpRequest) -> FileResponse:
     return _open(path)
 
 
-@require_safe
-def demo_asset(request: HttpRequest, name: str) -> FileResponse:
-    root = (Path(settings.BASE_DIR) / ASSETS_DIR).resolve()
+def confined_file(root: Path, name: str) -> FileResponse:
+    """The file ``name`` under ``root``, never anything outside it."""
+    root = root.resolve()
     path = (root / name).resolve()
     # resolve() folds "..", symlinks and absolute parts: whatever remains must be inside root.
     if not path.is_relative_to(root) or not path.is_file() or path.name.startswith("."):
-        raise Http404("No such demo asset.")
+        raise Http404("No such file.")
     return _open(path)
+
+
+@require_safe
+def demo_asset(request: HttpRequest, name: str) -> FileResponse:
+    return confined_file(Path(settings.BASE_DIR) / ASSETS_DIR, name)

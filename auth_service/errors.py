@@ -121,6 +121,20 @@ class RateLimited(FaceAuthError):
         self.retry_after = retry_after
 
 
+class Overloaded(FaceAuthError):
+    """The server is at capacity (services.admission): retry after ``retry_after`` seconds.
+    Sessions already streaming are not affected."""
+
+    code = "overloaded"
+    http_status = 503
+    close_code = 4503
+    default_message = "The server is at capacity; retry shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TooManySessions(FaceAuthError):
     code = "too_many_sessions"
     http_status = 429

@@ -102,6 +102,10 @@ class AuthSession(models.Model):
     expires_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Restart safety: the server process streaming an active session and when it last said
+    # so; an active session whose owner stopped heartbeating is ended (services.worker).
+    worker_id = models.CharField(max_length=64, blank=True, default="", editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -153,3 +157,80 @@ class FaceTemplate(models.Model):
     @property
     def vector(self) -> np.ndarray:
         return np.frombuffer(bytes(self.embedding), dtype="<f4")
+
+
+class WebhookEndpoint(models.Model):
+    """Where a client wants its session results pushed, and the secret that signs them
+    (kept encrypted under the server key, like the client secret)."""
+
+    client = models.OneToOneField(ApiClient, on_delete=models.CASCADE, related_name="webhook")
+    url = models.URLField(max_length=500)
+    secret_encrypted = models.TextField(editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "webhook endpoint"
+
+    def __str__(self) -> str:
+        return f"{self.client}: {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its (next) attempt
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # every attempt failed, or the endpoint was removed
+
+
+class WebhookDelivery(models.Model):
+    """One event for one client in the durable outbox (services.webhooks). Written in the
+    same transaction as the session change it reports; the body is stored exactly as sent,
+    so every retry carries the same bytes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    session = models.ForeignKey(
+        AuthSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries"
+    )
+    event = models.CharField(max_length=32)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # A worker claims a delivery by setting a lease; another worker may take it over only
+    # after the lease ran out (the claimer died), so one attempt runs at a time.
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.id} [{self.status}]"
+
+
+class WebhookAttempt(models.Model):
+    """The delivery log: one row per HTTP attempt."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveIntegerField()
+    url = models.URLField(max_length=500)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        verbose_name = "webhook attempt"
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

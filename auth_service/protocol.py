@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+import face_engine as fe
 from auth_service.errors import FaceAuthError, InvalidMessage, MessageTooLarge
 from auth_service.models import AuthSession, SessionKind
 from auth_service.services.formats import iso_utc
@@ -55,8 +56,13 @@ def parse_client_message(
     raise InvalidMessage(f"Unknown message type {kind!r}. " + InvalidMessage.default_message)
 
 
-def connection_established(session: AuthSession, limits: SessionLimits) -> dict:
+def connection_established(session: AuthSession, limits: SessionLimits, *, liveness: dict) -> dict:
+    """``liveness`` is {"mode": "passive"|"active", "challenges": how many} (FrameProcessor)."""
     what = "enrollment" if session.kind == SessionKind.ENROLLMENT else session.mode
+    if liveness["mode"] == "active":
+        how = f"follow the {liveness['challenges']} instructions as they appear"
+    else:
+        how = "blink naturally and move your head a little"
     return {
         "type": "connection_established",
         "session_id": str(session.id),
@@ -66,8 +72,8 @@ def connection_established(session: AuthSession, limits: SessionLimits) -> dict:
         "target_samples": session.target_samples,
         "limits": limits.as_dict(),
         "expires_at": iso_utc(session.expires_at),
-        "message": f"Connected; send frames for {what} "
-        f"(at most {limits.max_fps} per second, blink naturally and move your head a little).",
+        "liveness": liveness,
+        "message": f"Connected; send frames for {what} (at most {limits.max_fps} per second, {how}).",
     }
 
 
@@ -77,7 +83,10 @@ def frame_processed(report: FrameReport, *, samples_needed: int) -> dict:
     if analysis is None or liveness is None:
         raise ValueError("frame_processed needs an analysed frame, not a rejected one")
     face = analysis.face
-    hint = analysis.hint or liveness.hint
+    if isinstance(liveness, fe.ActiveLivenessState) and liveness.challenge is not None:
+        hint = liveness.hint  # the pending instruction (a turned head is not "not frontal" then)
+    else:
+        hint = analysis.hint or liveness.hint
     if hint is None and report.samples_collected < samples_needed:
         hint = "hold still, looking at the camera"
     return {
@@ -132,6 +141,7 @@ def completion(session: AuthSession) -> dict:
             user_id=result.get("user_id") if success else None,
             similarity=result.get("similarity") if success else None,
             threshold=result.get("threshold"),
+            match_level=result.get("match_level"),
         )
     message["encrypted_data"] = session.encrypted_result
     return message

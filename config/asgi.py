@@ -15,12 +15,19 @@ from django.conf import settings  # noqa: E402
 
 from auth_service.origins import WebSocketOriginValidator  # noqa: E402
 from auth_service.routing import websocket_urlpatterns  # noqa: E402
+from auth_service.services.worker import with_background_worker  # noqa: E402
+from config.daphne_limits import close_oversized_messages_cleanly  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": WebSocketOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
+close_oversized_messages_cleanly()
+# Each process starts its background thread (webhooks, session heartbeats) when it serves
+# its first request.
+application = with_background_worker(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": WebSocketOriginValidator(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )
 
 if settings.FACEAUTH_WARM_UP_MODELS:

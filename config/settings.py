@@ -18,6 +18,9 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from face_engine.decode import ALL_FORMATS, DEFAULT_FORMATS
+from face_engine.matching import DEFAULT_MARGIN
+from face_engine.matching import LEVELS as MATCH_LEVELS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state of the zero-setup mode (SQLite database, generated secret key); gitignored.
@@ -68,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "auth_service",
 ]
@@ -184,6 +189,23 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "auth_service.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "NUM_PROXIES": 1 if FACEAUTH_TRUST_PROXY_HEADERS else None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 at /api/schema/, browsable at /api/docs/ (Swagger UI served from this server).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FaceAuth API",
+    "DESCRIPTION": "Face enrollment and authentication sessions. Frames are streamed over the "
+    "WebSocket described in docs/websocket-guide.md; errors are always "
+    '{"error": {"code", "message"}}.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- FaceAuth: every limit and threshold (README "Service settings" documents this table) ---
@@ -202,6 +224,17 @@ FACEAUTH_MAX_ACTIVE_SESSIONS_PER_CLIENT = env_int(
 FACEAUTH_ALLOWED_ORIGINS = env_list("FACEAUTH_ALLOWED_ORIGINS", ["*"] if DEBUG else [])
 
 FACEAUTH_MAX_FPS = env_int("FACEAUTH_MAX_FPS", 10, minimum=1)
+# Token bucket: frames average at most FACEAUTH_MAX_FPS a second, with up to this many
+# sent early (network and scheduling jitter bring arrivals closer than 1000/fps ms).
+FACEAUTH_FRAME_BURST = env_int("FACEAUTH_FRAME_BURST", 3, minimum=1)
+# Admission control (services.admission): new sessions get 503 "overloaded" when the engine's
+# p95 frame latency (queue + work) is above this (0 turns admission control off) or when
+# their load would take the engine CPU past this share of the cores.
+FACEAUTH_ADMISSION_LATENCY_MS = env_int("FACEAUTH_ADMISSION_LATENCY_MS", 100, minimum=0)
+FACEAUTH_ADMISSION_CPU_SHARE = env_float("FACEAUTH_ADMISSION_CPU_SHARE", 0.85)
+# Follow the face between detections (face_engine.FaceTracker) instead of detecting every
+# frame: less CPU, but the liveness signals see slightly different landmarks (README, Capacity).
+FACEAUTH_FACE_TRACKING = env_bool("FACEAUTH_FACE_TRACKING", False)
 FACEAUTH_MAX_FRAMES = env_int("FACEAUTH_MAX_FRAMES", 120, minimum=1)
 FACEAUTH_MIN_FRAMES = env_int("FACEAUTH_MIN_FRAMES", 3, minimum=1)
 FACEAUTH_SESSION_TIMEOUT_SECONDS = env_int("FACEAUTH_SESSION_TIMEOUT_SECONDS", 300, minimum=10)
@@ -216,8 +249,55 @@ FACEAUTH_DEFAULT_TARGET_SAMPLES = env_int("FACEAUTH_DEFAULT_TARGET_SAMPLES", 5, 
 FACEAUTH_MAX_TARGET_SAMPLES = env_int("FACEAUTH_MAX_TARGET_SAMPLES", 10, minimum=1)
 FACEAUTH_MIN_PROBE_SAMPLES = env_int("FACEAUTH_MIN_PROBE_SAMPLES", 3, minimum=1)
 FACEAUTH_SAMPLE_INTERVAL_MS = env_int("FACEAUTH_SAMPLE_INTERVAL_MS", 250, minimum=0)
-# Cosine thresholds; unset = the engine's calibrated face_engine.DEFAULT_THRESHOLD.
+# Liveness of sessions whose metadata names none: "passive" (a blink and 3D head movement) or
+# "active" (a random sequence of 2-3 challenges drawn at connection, face_engine.challenge).
+FACEAUTH_LIVENESS_MODE = env_str("FACEAUTH_LIVENESS_MODE", "passive")
+if FACEAUTH_LIVENESS_MODE not in ("passive", "active"):
+    raise ImproperlyConfigured(
+        f"FACEAUTH_LIVENESS_MODE must be passive or active, not {FACEAUTH_LIVENESS_MODE!r}"
+    )
+# Matching (README "Security levels and 1:N identification"): the level of authentications
+# whose session and client name none; each level is a target false match rate with a
+# calibrated threshold (face_engine.matching.LEVELS).
+FACEAUTH_DEFAULT_MATCH_LEVEL = env_str("FACEAUTH_DEFAULT_MATCH_LEVEL", "high")
+if FACEAUTH_DEFAULT_MATCH_LEVEL not in MATCH_LEVELS:
+    raise ImproperlyConfigured(
+        f"FACEAUTH_DEFAULT_MATCH_LEVEL must be one of {', '.join(MATCH_LEVELS)}, "
+        f"not {FACEAUTH_DEFAULT_MATCH_LEVEL!r}"
+    )
+# An explicit cosine threshold that replaces every level's (unset: the levels decide).
 FACEAUTH_MATCH_THRESHOLD = env_float("FACEAUTH_MATCH_THRESHOLD", None)
+# 1:N: the best user must lead the second best by this much similarity, else "ambiguous";
+# each probe fetches this many nearest templates from the gallery before exact scoring.
+FACEAUTH_IDENTIFICATION_MARGIN = env_float("FACEAUTH_IDENTIFICATION_MARGIN", DEFAULT_MARGIN)
+FACEAUTH_IDENTIFICATION_CANDIDATES = env_int("FACEAUTH_IDENTIFICATION_CANDIDATES", 10, minimum=1)
+# Where 1:N search runs: "memory" (each process keeps a client's templates as a matrix,
+# reloaded when the channel layer says they changed, or after FACEAUTH_GALLERY_CACHE_SECONDS)
+# or "pgvector" (an HNSW index in PostgreSQL at FACEAUTH_PGVECTOR_URL, default DATABASE_URL).
+FACEAUTH_GALLERY_BACKEND = env_str("FACEAUTH_GALLERY_BACKEND", "memory")
+if FACEAUTH_GALLERY_BACKEND not in ("memory", "pgvector"):
+    raise ImproperlyConfigured(
+        f"FACEAUTH_GALLERY_BACKEND must be memory or pgvector, not {FACEAUTH_GALLERY_BACKEND!r}"
+    )
+FACEAUTH_GALLERY_CACHE_SECONDS = env_int("FACEAUTH_GALLERY_CACHE_SECONDS", 600, minimum=1)
+FACEAUTH_PGVECTOR_URL = env_str("FACEAUTH_PGVECTOR_URL") or (
+    env_str("DATABASE_URL") if DATABASES["default"]["ENGINE"].endswith("postgresql") else None
+)
+if FACEAUTH_GALLERY_BACKEND == "pgvector" and not FACEAUTH_PGVECTOR_URL:
+    raise ImproperlyConfigured(
+        "FACEAUTH_GALLERY_BACKEND=pgvector needs PostgreSQL with pgvector: set FACEAUTH_PGVECTOR_URL "
+        "or a postgresql:// DATABASE_URL"
+    )
+# HNSW search breadth (pgvector's hnsw.ef_search, at least the candidates fetched): higher is
+# slower and finds more (bench/gallery.py: 200 finds the right person 99% of the time at 1M).
+FACEAUTH_PGVECTOR_EF_SEARCH = env_int("FACEAUTH_PGVECTOR_EF_SEARCH", 200, minimum=10)
+# Image formats the WebSocket accepts (jpeg, png, webp, bmp, tiff); the CLI reads them all.
+FACEAUTH_ACCEPTED_IMAGE_FORMATS = tuple(env_list("FACEAUTH_ACCEPTED_IMAGE_FORMATS", list(DEFAULT_FORMATS)))
+if not FACEAUTH_ACCEPTED_IMAGE_FORMATS or set(FACEAUTH_ACCEPTED_IMAGE_FORMATS) - set(ALL_FORMATS):
+    raise ImproperlyConfigured(
+        f"FACEAUTH_ACCEPTED_IMAGE_FORMATS must list some of {', '.join(ALL_FORMATS)}, "
+        f"not {FACEAUTH_ACCEPTED_IMAGE_FORMATS!r}"
+    )
 FACEAUTH_SAMPLE_AGREEMENT_THRESHOLD = env_float("FACEAUTH_SAMPLE_AGREEMENT_THRESHOLD", None)
 FACEAUTH_MAX_TEMPLATES_PER_USER = env_int("FACEAUTH_MAX_TEMPLATES_PER_USER", 20, minimum=1)
 FACEAUTH_ENGINE_THREADS = env_int("FACEAUTH_ENGINE_THREADS", os.cpu_count() or 2, minimum=1)
@@ -227,6 +307,23 @@ FACEAUTH_WARM_UP_MODELS = env_bool("FACEAUTH_WARM_UP_MODELS", True)
 # friendlier, non-fatal "message_too_large" for anything between the two limits.
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 2 * FACEAUTH_MAX_MESSAGE_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 2 * FACEAUTH_MAX_MESSAGE_BYTES
+
+# --- Operations: metrics, webhooks, restart safety (README "Operations") ---
+# /metrics (Prometheus): with a token it needs "Authorization: Bearer <token>"; without one
+# it is served only when enabled explicitly or with DEBUG on (production: off unless asked).
+FACEAUTH_METRICS_TOKEN = env_str("FACEAUTH_METRICS_TOKEN") or None
+FACEAUTH_METRICS_ENABLED = env_bool("FACEAUTH_METRICS_ENABLED", DEBUG or FACEAUTH_METRICS_TOKEN is not None)
+# Each server process runs one background thread: webhook delivery, heartbeats of the
+# sessions it streams, and ending sessions whose process stopped (services.worker).
+FACEAUTH_BACKGROUND_WORKER = env_bool("FACEAUTH_BACKGROUND_WORKER", True)
+FACEAUTH_WORKER_HEARTBEAT_SECONDS = env_float("FACEAUTH_WORKER_HEARTBEAT_SECONDS", 5.0)
+FACEAUTH_WEBHOOK_TIMEOUT_SECONDS = env_float("FACEAUTH_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+FACEAUTH_WEBHOOK_MAX_ATTEMPTS = env_int("FACEAUTH_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+FACEAUTH_WEBHOOK_BACKOFF_SECONDS = env_float("FACEAUTH_WEBHOOK_BACKOFF_SECONDS", 2.0)
+FACEAUTH_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("FACEAUTH_WEBHOOK_BACKOFF_MAX_SECONDS", 600.0)
+FACEAUTH_WEBHOOK_POLL_SECONDS = env_float("FACEAUTH_WEBHOOK_POLL_SECONDS", 1.0)
+# Webhook URLs on loopback or private networks (SSRF): allowed in development only.
+FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS", DEBUG)
 
 LOGGING = {
     "version": 1,

@@ -251,11 +251,15 @@
     return data;
   };
 
-  /** POST /api/auth/enrollment/ -> { session_token, enrollment_id, websocket_url, status, target_samples, expires_at } */
+  /**
+   * POST /api/auth/enrollment/ -> { session_token, enrollment_id, websocket_url, status, target_samples, expires_at }
+   * options: targetSamples, liveness ('passive' | 'active': challenges shown in frame_processed), metadata.
+   */
   FaceAuthClient.prototype.createEnrollment = function (userId, options) {
     options = options || {};
     var metadata = Object.assign({}, options.metadata || {});
     if (options.targetSamples) metadata.target_samples = options.targetSamples;
+    if (options.liveness) metadata.liveness = options.liveness;
     var body = { user_id: userId };
     if (Object.keys(metadata).length) body.metadata = metadata;
     return this._request('POST', '/api/auth/enrollment/', body, true);
@@ -264,12 +268,15 @@
   /**
    * POST /api/auth/authentication/ -> { session_token, session_id, websocket_url, status, mode, expires_at }
    * With a userId: 1:1 verification. Without (null/undefined/''): 1:N identification.
+   * options: liveness ('passive' | 'active'), metadata.
    */
   FaceAuthClient.prototype.createAuthentication = function (userId, options) {
     options = options || {};
     var body = {};
     if (userId) body.user_id = userId;
-    if (options.metadata) body.metadata = options.metadata;
+    var metadata = Object.assign({}, options.metadata || {});
+    if (options.liveness) metadata.liveness = options.liveness;
+    if (Object.keys(metadata).length) body.metadata = metadata;
     return this._request('POST', '/api/auth/authentication/', body, true);
   };
 

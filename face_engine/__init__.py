@@ -9,21 +9,24 @@
     fe.match(vector, gallery)                     # best row, similarity, is_match
 
 For video, ``fe.analyze`` runs the per-frame path and ``fe.LivenessTracker`` follows a
-session frame by frame. Models load on first use (``fe.load_models()`` to warm up)."""
+session frame by frame (``fe.ChallengeTracker`` adds the active mode's challenges).
+Models load on first use (``fe.load_models()`` to warm up)."""
 
+from face_engine.challenge import ActiveLivenessState, ChallengeConfig, ChallengeTracker, draw_challenges
 from face_engine.decode import DecodeLimits, decode
 from face_engine.detect import detect, head_pose, landmarks
 from face_engine.embed import DEFAULT_THRESHOLD, EMBEDDING_SIZE, embed, match, similarity
 from face_engine.errors import FaceEngineError, ImageError, ModelError, NoFaceError
-from face_engine.liveness import LivenessConfig, LivenessTracker
+from face_engine.liveness import LivenessTracker
 from face_engine.models import load_models
-from face_engine.pipeline import analyze
+from face_engine.pipeline import REDETECT_EVERY, FaceTracker, TrackedFrame, analyze
 from face_engine.quality import HINTS, QualityConfig, quality
 from face_engine.types import (
     Box,
     Face,
     FrameAnalysis,
     Landmarks,
+    LivenessConfig,
     LivenessState,
     Match,
     Pose,
@@ -32,6 +35,9 @@ from face_engine.types import (
 )
 
 __all__ = [
+    "ActiveLivenessState",
+    "ChallengeConfig",
+    "ChallengeTracker",
     "DEFAULT_THRESHOLD",
     "EMBEDDING_SIZE",
     "HINTS",
@@ -39,6 +45,7 @@ __all__ = [
     "DecodeLimits",
     "Face",
     "FaceEngineError",
+    "FaceTracker",
     "FrameAnalysis",
     "ImageError",
     "Landmarks",
@@ -52,9 +59,12 @@ __all__ = [
     "Quality",
     "QualityConfig",
     "QualityIssue",
+    "REDETECT_EVERY",
+    "TrackedFrame",
     "analyze",
     "decode",
     "detect",
+    "draw_challenges",
     "embed",
     "head_pose",
     "landmarks",

@@ -1,4 +1,5 @@
-"""Command line: ``python -m face_engine detect|compare|liveness|pairs|bench``.
+"""Command line: ``python -m face_engine COMMAND`` (detect, compare, liveness, liveness-eval,
+attacks, pairs, calibrate, bench).
 
 Output is JSON on stdout. Exit codes: 0 done (whatever the verdict), 2 an input could not
 be used (message on stderr)."""
@@ -8,23 +9,27 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import random
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from face_engine import benchmark
-from face_engine.decode import DecodeLimits, decode
+from face_engine import attacks, benchmark, liveness_eval
+from face_engine.attacks import browser_frame
+from face_engine.calibration import calibrate_levels, pair_scores, shared_faces_samples
+from face_engine.challenge import ChallengeTracker, draw_challenges
+from face_engine.decode import ALL_FORMATS, FILE_LIMITS, decode
 from face_engine.detect import detect, landmarks
-from face_engine.embed import DEFAULT_THRESHOLD, embed, similarity
+from face_engine.embed import embed, similarity
 from face_engine.errors import FaceEngineError, ImageError, NoFaceError
 from face_engine.liveness import LivenessTracker
+from face_engine.matching import DEFAULT_LEVEL, LEVELS
 from face_engine.pipeline import analyze
 from face_engine.quality import quality
 from face_engine.video import video_frames
 
-# Files given on the command line are the operator's own: allow large photos.
-FILE_LIMITS = DecodeLimits(max_bytes=64 * 1024 * 1024, max_side=12_000, max_pixels=100_000_000)
+SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -34,7 +39,8 @@ def load_image(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise ImageError(f"{path}: {exc.strerror or exc}") from exc
     try:
-        return decode(data, limits=FILE_LIMITS)
+        # An operator's own files: every format OpenCV reads safely (WebP, BMP, TIFF too).
+        return decode(data, limits=FILE_LIMITS, formats=ALL_FORMATS)
     except ImageError as exc:
         raise ImageError(f"{path}: {exc.message}", code=exc.code) from exc
 
@@ -61,19 +67,29 @@ def command_detect(args: argparse.Namespace) -> dict:
             "count": len(result), "faces": result}
 
 
+def _threshold(args: argparse.Namespace) -> float:
+    """--threshold when given, else the threshold of --level."""
+    return LEVELS[args.level].threshold if args.threshold is None else args.threshold
+
+
 def command_compare(args: argparse.Namespace) -> dict:
     score = similarity(embed_file(args.image_a), embed_file(args.image_b))
-    return {"similarity": round(score, 4), "match": score >= args.threshold, "threshold": args.threshold}
+    threshold = _threshold(args)
+    return {"similarity": round(score, 4), "match": score >= threshold, "threshold": threshold,
+            "level": None if args.threshold is not None else args.level}
 
 
 def command_liveness(args: argparse.Namespace) -> dict:
-    tracker = LivenessTracker()
+    # --challenge SEED: the active mode, the clip played straight against the drawn prompts.
+    drawn = draw_challenges(random.Random(args.challenge)) if args.challenge is not None else None
+    tracker = ChallengeTracker(LivenessTracker(), drawn) if drawn else LivenessTracker()
     state = None
     for timestamp, frame in video_frames(args.video, fps=args.fps):
+        frame = browser_frame(frame)
         state = tracker.update(frame, analyze(frame), timestamp)
     if state is None:
         raise ImageError(f"{args.video}: no frames could be read")
-    return {
+    result = {
         "live": state.live,
         "blinks": state.blinks,
         "head_motion": state.head_motion,
@@ -81,6 +97,36 @@ def command_liveness(args: argparse.Namespace) -> dict:
         "same_person": state.same_person,
         "failure": state.failure,
     }
+    if drawn:
+        result["mode"] = "active"
+        result["challenges"] = {"seed": args.challenge, "drawn": drawn, "passed": list(state.passed),
+                                "failure": state.failure}
+    return result
+
+
+def command_liveness_eval(args: argparse.Namespace) -> None:
+    try:
+        rows = liveness_eval.read_manifest(Path(args.manifest))
+    except (OSError, ValueError) as exc:
+        raise ImageError(str(exc)) from exc
+    results = []
+    for path, label, note in rows:
+        result = liveness_eval.evaluate(str(path), label, note, liveness_eval.file_frames(path, args.fps),
+                                        fps=args.fps, max_frames=args.max_frames)
+        results.append(result)
+        print(json.dumps(result.as_dict()), flush=True)
+    print(json.dumps(liveness_eval.summary(results)))
+
+
+def command_attacks(args: argparse.Namespace) -> dict:
+    faces = Path(args.faces)
+    if not (faces / "video").is_dir():
+        raise ImageError(f"{faces} has no video/ folder of live clips")
+    presentations = attacks.attack_set(faces, args.seed, args.frames)
+    presentations += attacks.live_set(faces, args.seed, args.frames)
+    originals = attacks.live_clips(faces)
+    manifest = attacks.write_set(presentations, Path(args.out_dir), originals)
+    return {"manifest": str(manifest), "clips": len(presentations) + len(originals)}
 
 
 def command_pairs(args: argparse.Namespace) -> None:
@@ -98,8 +144,10 @@ def command_pairs(args: argparse.Namespace) -> None:
             raise found
         return found
 
+    threshold = _threshold(args)
     counts = {"pairs": 0, "errors": 0, "labelled": 0, "correct": 0,
               "same": 0, "false_non_match": 0, "different": 0, "false_match": 0}
+    labelled: dict[bool, list[float]] = {True: [], False: []}
     with open(args.pairs, newline="") as handle:
         for row in csv.reader(handle):
             if not row or row[0].startswith("#") or row[0] == "image_a":
@@ -113,11 +161,12 @@ def command_pairs(args: argparse.Namespace) -> None:
                 counts["errors"] += 1
                 print(json.dumps({**line, "error": exc.code, "message": exc.message}))
                 continue
-            matched = score >= args.threshold
+            matched = score >= threshold
             line.update(similarity=round(score, 4), match=matched)
             if len(row) > 2 and row[2].strip() in ("0", "1"):
                 same = row[2].strip() == "1"
                 line["same"] = same
+                labelled[same].append(score)
                 counts["labelled"] += 1
                 counts["correct"] += matched == same
                 counts["same" if same else "different"] += 1
@@ -129,7 +178,7 @@ def command_pairs(args: argparse.Namespace) -> None:
     if counts["labelled"]:
         print(json.dumps({
             "summary": True,
-            "threshold": args.threshold,
+            "threshold": threshold,
             "pairs": counts["pairs"],
             "errors": counts["errors"],
             "accuracy": round(counts["correct"] / counts["labelled"], 4),
@@ -137,7 +186,28 @@ def command_pairs(args: argparse.Namespace) -> None:
             if counts["different"] else None,
             "false_non_match_rate": round(counts["false_non_match"] / counts["same"], 4)
             if counts["same"] else None,
+            # Each level's threshold recalibrated on these pairs (needs different-person pairs).
+            "levels": [row.as_dict() for row in calibrate_levels(
+                np.array(labelled[True]), np.array(labelled[False])
+            )] if len(labelled[False]) > 1 else None,
         }))
+
+
+def command_calibrate(args: argparse.Namespace) -> dict:
+    faces = Path(args.faces)
+    if not (faces / "README.md").is_file():
+        raise ImageError(f"{faces} is not the shared faces folder (no README.md)")
+    samples = shared_faces_samples(faces, variations=not args.no_variations, clip_fps=args.clip_fps)
+    genuine, impostor = pair_scores(np.stack([s.embedding for s in samples]), [s.identity for s in samples])
+    kinds = {kind: sum(s.kind == kind for s in samples) for kind in ("photo", "variation", "video")}
+    return {
+        "data": {"samples": len(samples), "identities": len({s.identity for s in samples}), **kinds,
+                 "same_identity_pairs": len(genuine), "different_identity_pairs": len(impostor),
+                 "different_identity_mean": round(float(impostor.mean()), 4),
+                 "different_identity_std": round(float(impostor.std()), 4),
+                 "different_identity_max": round(float(impostor.max()), 4)},
+        "levels": [row.as_dict() for row in calibrate_levels(genuine, impostor)],
+    }
 
 
 def command_bench(args: argparse.Namespace) -> dict:
@@ -162,20 +232,56 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser = commands.add_parser("compare", help="similarity of the largest faces of two images")
     compare_parser.add_argument("image_a")
     compare_parser.add_argument("image_b")
-    compare_parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    compare_parser.add_argument("--level", choices=list(LEVELS), default=DEFAULT_LEVEL,
+                                help="security level whose threshold decides (default %(default)s)")
+    compare_parser.add_argument("--threshold", type=float, help="a cosine threshold instead of --level")
     compare_parser.set_defaults(handler=command_compare)
 
     liveness_parser = commands.add_parser("liveness", help="liveness of a video, fed as a browser would")
     liveness_parser.add_argument("video")
     liveness_parser.add_argument("--fps", type=float, default=10.0)
+    liveness_parser.add_argument("--challenge", type=int, metavar="SEED",
+                                 help="active mode: play the clip against the challenges drawn from SEED")
     liveness_parser.set_defaults(handler=command_liveness)
+
+    eval_parser = commands.add_parser(
+        "liveness-eval", help="APCER/BPCER of passive liveness over a manifest (path,label[,note])"
+    )
+    eval_parser.add_argument("manifest")
+    eval_parser.add_argument("--fps", type=float, default=10.0)
+    eval_parser.add_argument("--max-frames", type=int, default=attacks.MAX_FRAMES,
+                             help="the session's frame budget (default %(default)s)")
+    eval_parser.set_defaults(handler=command_liveness_eval)
+
+    attacks_parser = commands.add_parser(
+        "attacks", help="write the synthetic attacks and live variations with a manifest for liveness-eval"
+    )
+    attacks_parser.add_argument("out_dir")
+    attacks_parser.add_argument("--seed", type=int, default=0)
+    attacks_parser.add_argument("--faces", default=str(SHARED_FACES),
+                                help="the shared faces folder (default: %(default)s)")
+    attacks_parser.add_argument("--frames", type=int, default=attacks.MAX_FRAMES, help="frames per clip")
+    attacks_parser.set_defaults(handler=command_attacks)
 
     pairs_parser = commands.add_parser(
         "pairs", help="score image pairs from a CSV (image_a,image_b[,same]) to calibrate the threshold"
     )
     pairs_parser.add_argument("pairs")
-    pairs_parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    pairs_parser.add_argument("--level", choices=list(LEVELS), default=DEFAULT_LEVEL,
+                              help="security level whose threshold decides (default %(default)s)")
+    pairs_parser.add_argument("--threshold", type=float, help="a cosine threshold instead of --level")
     pairs_parser.set_defaults(handler=command_pairs)
+
+    calibrate_parser = commands.add_parser(
+        "calibrate", help="every labelled pair of the shared faces: thresholds and error rates per level"
+    )
+    calibrate_parser.add_argument("--faces", default=str(SHARED_FACES),
+                                  help="the shared faces folder (default: %(default)s)")
+    calibrate_parser.add_argument("--clip-fps", type=float, default=2.0,
+                                  help="frames taken per second of video")
+    calibrate_parser.add_argument("--no-variations", action="store_true",
+                                  help="photos as they are, without generated variations")
+    calibrate_parser.set_defaults(handler=command_calibrate)
 
     bench_parser = commands.add_parser("bench", help="per-stage timings on real frames")
     bench_parser.add_argument("videos", nargs="*", help="video files (default: ../shared/faces/video)")
@@ -187,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "liveness" and not 0 < args.fps <= 30:
+    if args.command in ("liveness", "liveness-eval") and not 0 < args.fps <= 30:
         print("error: --fps must be between 0 and 30", file=sys.stderr)
         return 2
     try:

@@ -114,6 +114,57 @@ class FrameAnalysis:
 
 
 @dataclass(frozen=True)
+class LivenessConfig:
+    """Thresholds of passive liveness. Each number says which measurement it comes from:
+    ``bench/liveness_bench.py`` (shared live clips, their generated variations and the
+    synthesised attacks, at 10 frames/s as 640x480 JPEG) prints the figures they rest on."""
+
+    default_fps: float = 10.0  # for timestamps when the caller gives none
+    # Faces with the eye centres closer than this give "move closer" and no evidence: the
+    # quality check's 80 px minimum face width is about 32 px between the eye centres.
+    min_eye_distance: float = 32.0
+    # --- blink (liveness/blink.py) ---
+    baseline_frames: int = 20  # open-eye level: a high percentile of this many recent EARs
+    baseline_percentile: float = 70.0
+    # Closed frames of real blinks fall to 0.29-0.6 of the open level (d0 2.6 s: 0.38, d10
+    # 7.4 s: 0.33, s18 5.4 s: 0.29); squints and smiles stay above 0.66 (d0 1.8-2.1 s).
+    close_ratio: float = 0.65  # each eye's EAR below this share of its open level = closing
+    open_ratio: float = 0.75  # ... above this share = open again (d3 reopens at 0.77, 1.8 s)
+    max_blink_seconds: float = 0.5  # closure to first open frame; real blinks close for 1-3
+    # frames at 10 frames/s, squints for 5 or more (d10 at 3.9 s): longer = not a blink
+    # Eye-patch change (1 - NCC of the blurred aligned patch) against the last open frame that
+    # both eyes need for a closure: real blinks in the shared clips score 0.17-0.8, the photo
+    # attacks at most 0.11 (flicker; jitter, tilt, low resolution, bent under 0.06).
+    min_eye_change: float = 0.15
+    strong_eye_change: float = 0.25  # a change this large counts an eye as closing even when
+    # its EAR has only fallen below open_ratio (more than twice the attacks' largest)
+    # Head still from the frame before a closure: at real blink closures the eye corners and
+    # nose move at most 0.05 eye distances and the pose 5.7 degrees (d3 1.6 s, d14 3.6 s).
+    max_blink_head_shift: float = 0.08
+    max_blink_pose_change: float = 10.0
+    # --- parallax (liveness/parallax.py) ---
+    # Coherent homography residual of the tracked face points, per eye distance. Photo
+    # attacks (jitter, tilt; 60 frames each on every photo source) stay under 0.04 except
+    # where tracking loses most points (a tilted obama-480p, a shaken half face: up to 8
+    # frames); heads that move give 2 (d0, d14: nearly frontal) to 44 (katiehill) frames above.
+    min_parallax: float = 0.05
+    parallax_window_frames: int = 4  # frames a set of tracked points is followed (0.4 s)
+    parallax_min_points: int = 12  # fewer tracked points: no measurement
+    parallax_frames: int = 2  # frames showing 3D movement before head movement counts
+    # --- identity continuity (liveness/identity.py) ---
+    identity_seconds: float = 1.0  # between identity checks (and on every reappearance)
+    same_person_min: float = 0.30  # cosine; different people in the test clips stay under 0.34
+    face_changed_checks: int = 2  # consecutive failed identity checks that end the session
+    # --- static replay (liveness/replay.py) ---
+    static_max_difference: float = 0.2  # mean absolute difference of the 48x48 face patch;
+    # exact replays score 0, a live webcam stays above it even with temporal denoising
+    static_frames: int = 15  # consecutive near-identical frames that end the session
+
+
+DEFAULT_LIVENESS = LivenessConfig()
+
+
+@dataclass(frozen=True)
 class LivenessState:
     """The liveness tracker's state after a frame.
 
@@ -133,6 +184,7 @@ class LivenessState:
     hint: str | None
     embedding: np.ndarray | None = None
     parallax_frames: int = 0  # frames so far that showed 3D (non-planar) head movement
+    too_small: bool = False  # this frame's face was too small for evidence ("move closer")
 
     @property
     def blink_seen(self) -> bool:

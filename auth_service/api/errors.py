@@ -17,6 +17,7 @@ from auth_service.errors import (
     InvalidToken,
     NotAuthenticated,
     NotFound,
+    Overloaded,
     PermissionDenied,
     RateLimited,
 )
@@ -81,7 +82,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     headers = {}
     if error.http_status == 401:
         headers["WWW-Authenticate"] = BEARER_CHALLENGE
-    if isinstance(error, RateLimited) and error.retry_after:
+    if isinstance(error, (RateLimited, Overloaded)) and error.retry_after:
         headers["Retry-After"] = str(error.retry_after)
     set_rollback()
     return Response({"error": error.as_dict()}, status=error.http_status, headers=headers)

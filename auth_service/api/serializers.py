@@ -8,10 +8,11 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from auth_service.models import AuthSession, EnrolledUser, SessionKind
+from auth_service.models import AuthSession, EnrolledUser, SessionKind, WebhookDelivery, WebhookEndpoint
 from auth_service.services.formats import iso_utc
 from auth_service.services.gallery import ENROLLMENT_MODES
 from auth_service.services.tokens import IssuedToken
+from face_engine import matching
 
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"
 user_id_validator = RegexValidator(
@@ -19,6 +20,7 @@ user_id_validator = RegexValidator(
     "user_id must be 1-128 characters: letters, digits and . _ @ + : - (not first).",
 )
 MAX_METADATA_BYTES = 4096
+LIVENESS_MODES = ("passive", "active")  # metadata.liveness; default FACEAUTH_LIVENESS_MODE
 
 
 # --- input ---
@@ -33,6 +35,10 @@ class _MetadataMixin(serializers.Serializer):
     def validate_metadata(self, value: dict) -> dict:
         if len(json.dumps(value)) > MAX_METADATA_BYTES:
             raise serializers.ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON.")
+        if "liveness" in value and value["liveness"] not in LIVENESS_MODES:
+            raise serializers.ValidationError(
+                f"liveness must be one of {', '.join(LIVENESS_MODES)} (omit it for the server's default)."
+            )
         return value
 
 
@@ -68,7 +74,8 @@ class EnrollmentInput(_MetadataMixin):
 
 
 class AuthenticationInput(_MetadataMixin):
-    """{user_id?, metadata?}: with user_id 1:1 verification, without 1:N identification."""
+    """{user_id?, metadata?: {match_level?, ...}}: with user_id 1:1 verification, without 1:N
+    identification; match_level is one of face_engine.matching.LEVELS."""
 
     user_id = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, validators=[user_id_validator]
@@ -77,10 +84,19 @@ class AuthenticationInput(_MetadataMixin):
     def validate_user_id(self, value: str | None) -> str | None:
         return value or None
 
+    def validate_metadata(self, value: dict) -> dict:
+        value = super().validate_metadata(value)
+        if "match_level" in value and value["match_level"] not in matching.LEVELS:
+            raise serializers.ValidationError(
+                f"match_level must be one of {', '.join(matching.LEVELS)} "
+                "(omit it for the client's default)."
+            )
+        return value
+
 
 class UserListInput(serializers.Serializer):
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
-    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=1_000_000_000)
 
 
 # --- output ---
@@ -148,4 +164,47 @@ def user_data(user: EnrolledUser) -> dict:
         "enrollments": user.enrollments,
         "created_at": iso_utc(user.created_at),
         "updated_at": iso_utc(user.updated_at),
+    }
+
+
+# --- webhooks ---
+class WebhookEndpointInput(serializers.Serializer):
+    """{url, secret?}: without a secret the server generates one and shows it once."""
+
+    url = serializers.URLField(max_length=500)
+    secret = serializers.CharField(required=False, min_length=16, max_length=200, trim_whitespace=False)
+
+
+def webhook_endpoint_data(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict:
+    data = {
+        "url": endpoint.url,
+        "is_active": endpoint.is_active,
+        "created_at": iso_utc(endpoint.created_at),
+        "updated_at": iso_utc(endpoint.updated_at),
+    }
+    if secret is not None:
+        data["secret"] = secret
+    return data
+
+
+def webhook_delivery_data(delivery: WebhookDelivery) -> dict:
+    return {
+        "delivery_id": str(delivery.id),
+        "event": delivery.event,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "created_at": iso_utc(delivery.created_at),
+        "next_attempt_at": iso_utc(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "delivered_at": iso_utc(delivery.delivered_at),
+        "log": [
+            {
+                "number": attempt.number,
+                "url": attempt.url,
+                "started_at": iso_utc(attempt.started_at),
+                "duration_ms": attempt.duration_ms,
+                "status_code": attempt.status_code,
+                "error": attempt.error or None,
+            }
+            for attempt in delivery.log.all()
+        ],
     }

@@ -17,6 +17,12 @@ urlpatterns = [
         views.SessionCancelView.as_view(),
         name="session-cancel",
     ),
+    path(
+        "auth/sessions/<str:session_id>/webhooks/",
+        views.SessionWebhooksView.as_view(),
+        name="session-webhooks",
+    ),
+    path("auth/webhook/", views.WebhookEndpointView.as_view(), name="webhook"),
     path("auth/users/", views.UserListView.as_view(), name="users"),
     path("auth/users/<str:user_id>/", views.UserDetailView.as_view(), name="user-detail"),
 ]

@@ -13,6 +13,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apiclient',
             name='default_match_level',
-            field=models.CharField(blank=True, default='', help_text="Security level of this client's authentications when a session names none (blank: the server's FACEAUTH_DEFAULT_MATCH_LEVEL).", max_length=16),
+            field=models.CharField(
+                blank=True,
+                default='',
+                help_text="Security level of this client's authentications when a session names none "
+                "(blank: the server's FACEAUTH_DEFAULT_MATCH_LEVEL).",
+                max_length=16,
+            ),
         ),
     ]

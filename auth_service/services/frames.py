@@ -7,7 +7,8 @@ pool (``run_in_engine``), never on the event loop.
 
 Samples: a frame becomes a candidate sample when it has exactly one face of good quality,
 the liveness tracker has not failed and still sees the same person, and it is at least
-FACEAUTH_SAMPLE_INTERVAL_MS after the previous candidate (spaced samples vary more). The
+FACEAUTH_SAMPLE_INTERVAL_MS after the previous candidate (spaced samples vary more); its
+embedding is the tracker's identity embedding of that frame (see ``_collect``). The
 samples that count are the largest group of candidates that all agree with each other
 (pairwise cosine similarity at or above the agreement threshold): an odd frame (motion
 blur, a half-closed eye) is left out instead of poisoning the templates."""
@@ -17,22 +18,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 from django.conf import settings
 
 import face_engine as fe
+from auth_service import metrics
 from auth_service.errors import (
     FaceAuthError,
     FrameRateExceeded,
     FrameRejected,
     TooManyInvalidFrames,
 )
+from auth_service.services import admission
+from face_engine.decode import DEFAULT_FORMATS
 
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
@@ -47,15 +54,39 @@ def engine_executor() -> ThreadPoolExecutor:
         _executor = ThreadPoolExecutor(
             max_workers=settings.FACEAUTH_ENGINE_THREADS,
             thread_name_prefix="face-engine",
-            initializer=fe.load_models,
+            initializer=_engine_thread_start,
         )
     return _executor
 
 
+def _engine_thread_start() -> None:
+    # The pool is the parallelism: OpenCV's own threads inside each call would make the
+    # pool's threads fight over the same cores.
+    cv2.setNumThreads(1)
+    fe.load_models()
+
+
 async def run_in_engine(function: Callable[..., T], *args: Any) -> T:
-    """Runs a CPU-bound call in the engine pool and awaits it."""
+    """Runs a CPU-bound call in the engine pool and awaits it (counted in the engine
+    backlog gauge while queued or running, timed in the engine-time histogram)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(engine_executor(), functools.partial(function, *args))
+    call = functools.partial(_timed, _measured, time.monotonic(), function, *args)
+    with metrics.ENGINE_BACKLOG.track_inprogress():
+        return await loop.run_in_executor(engine_executor(), call)
+
+
+def _measured(submitted: float, function: Callable[..., T], *args: Any) -> T:
+    """Runs ``function`` and tells admission control how long the call took since it was
+    submitted (queue wait included)."""
+    try:
+        return function(*args)
+    finally:
+        admission.engine_load.record(time.monotonic() - submitted)
+
+
+def _timed(function: Callable[..., T], *args: Any) -> T:
+    with metrics.ENGINE_TIME.time():
+        return function(*args)
 
 
 @dataclass(frozen=True)
@@ -63,6 +94,7 @@ class SessionLimits:
     """Limits of a capture session (SPEC section 4), as announced to the client."""
 
     max_fps: int
+    frame_burst: int
     max_frames: int
     min_frames: int
     session_timeout_seconds: int
@@ -78,6 +110,7 @@ class SessionLimits:
     def from_settings(cls) -> SessionLimits:
         return cls(
             max_fps=settings.FACEAUTH_MAX_FPS,
+            frame_burst=settings.FACEAUTH_FRAME_BURST,
             max_frames=settings.FACEAUTH_MAX_FRAMES,
             min_frames=settings.FACEAUTH_MIN_FRAMES,
             session_timeout_seconds=settings.FACEAUTH_SESSION_TIMEOUT_SECONDS,
@@ -90,6 +123,7 @@ class SessionLimits:
         return {
             "max_fps": self.max_fps,
             "min_frame_interval_ms": self.min_frame_interval_ms,
+            "frame_burst": self.frame_burst,
             "max_frames": self.max_frames,
             "min_frames": self.min_frames,
             "session_timeout_seconds": self.session_timeout_seconds,
@@ -105,9 +139,13 @@ class ProcessingConfig:
     sample_interval: float  # seconds between candidate samples
     agreement_threshold: float
     decode_limits: fe.DecodeLimits
+    image_formats: tuple[str, ...] = DEFAULT_FORMATS  # FACEAUTH_ACCEPTED_IMAGE_FORMATS
+    liveness_mode: str = "passive"  # "active": challenges (face_engine.challenge)
+    face_tracking: bool = False  # FACEAUTH_FACE_TRACKING: skip detection while the face is followed
 
     @classmethod
-    def from_settings(cls, *, samples_needed: int) -> ProcessingConfig:
+    def from_settings(cls, *, samples_needed: int, liveness_mode: str | None = None) -> ProcessingConfig:
+        """``liveness_mode`` is the session's (metadata.liveness); None takes FACEAUTH_LIVENESS_MODE."""
         agreement = settings.FACEAUTH_SAMPLE_AGREEMENT_THRESHOLD
         return cls(
             limits=SessionLimits.from_settings(),
@@ -119,6 +157,9 @@ class ProcessingConfig:
                 max_side=settings.FACEAUTH_MAX_IMAGE_SIDE,
                 max_pixels=settings.FACEAUTH_MAX_IMAGE_PIXELS,
             ),
+            image_formats=tuple(settings.FACEAUTH_ACCEPTED_IMAGE_FORMATS),
+            liveness_mode=liveness_mode or settings.FACEAUTH_LIVENESS_MODE,
+            face_tracking=settings.FACEAUTH_FACE_TRACKING,
         )
 
     @property
@@ -181,36 +222,48 @@ class FrameProcessor:
 
     def __init__(self, config: ProcessingConfig) -> None:
         self.config = config
-        self.tracker = fe.LivenessTracker()
-        self.state: fe.LivenessState | None = None
+        # Without face tracking the detector runs on every frame (redetect_every=1).
+        self.face_tracker = fe.FaceTracker(redetect_every=fe.REDETECT_EVERY if config.face_tracking else 1)
+        self.tracker: fe.LivenessTracker | fe.ChallengeTracker = fe.LivenessTracker()
+        if config.liveness_mode == "active":
+            # Drawn here, when the socket claims the session: the sequence exists only in
+            # this process and is never sent ahead; each challenge shows when it is due.
+            challenges = fe.draw_challenges(secrets.SystemRandom())
+            self.tracker = fe.ChallengeTracker(self.tracker, challenges)
+        self.state: fe.LivenessState | fe.ActiveLivenessState | None = None
         self.candidates: deque[np.ndarray] = deque(maxlen=config.pool_size)
         self.group: list[int] = []
         self.frames_received = 0  # frames admitted past the rate gate (the frame budget)
         self.frames_processed = 0  # frames decoded and analysed
         self.rate_rejections = 0
         self.invalid_in_row = 0
-        self._last_frame_at: float | None = None
+        self._tokens = float(config.limits.frame_burst)
+        self._tokens_at: float | None = None
         self._last_candidate_at: float | None = None
 
     # --- gates, on the event loop (cheap) ---
     def admit(self, now: float) -> None:
-        """Counts a frame against the budget, or refuses it when it comes too soon after
-        the previous admitted frame (FrameRateExceeded, non-fatal). A client that keeps
-        sending too fast is cut off after max_frames refusals."""
+        """Counts a frame against the budget, or refuses it (FrameRateExceeded, non-fatal)
+        when the client sends faster than max_fps on average. A token bucket: it refills at
+        max_fps frames a second and holds frame_burst, so arrivals that jitter closer than
+        1000/max_fps ms pass while a flood does not. A client that keeps sending too fast is
+        cut off after max_frames refusals."""
         limits = self.config.limits
-        if self._last_frame_at is not None:
-            elapsed_ms = (now - self._last_frame_at) * 1000
-            # 1 ms of slack absorbs clock rounding; it lets no real extra frames through.
-            if elapsed_ms < limits.min_frame_interval_ms - 1:
-                self.rate_rejections += 1
-                if self.rate_rejections > limits.max_frames:
-                    raise TooManyInvalidFrames("Too many frames sent above the frame rate limit.")
-                raise FrameRateExceeded(
-                    f"Frame dropped: it came {elapsed_ms:.0f} ms after the previous one; frames "
-                    f"must be at least {limits.min_frame_interval_ms} ms apart "
-                    f"(at most {limits.max_fps} per second)."
-                )
-        self._last_frame_at = now
+        if self._tokens_at is not None:
+            refill = (now - self._tokens_at) * limits.max_fps
+            self._tokens = min(float(limits.frame_burst), self._tokens + refill)
+        self._tokens_at = now
+        # A millionth of a frame of slack absorbs float rounding of exact-rate clients.
+        if self._tokens < 1 - 1e-6:
+            self.rate_rejections += 1
+            if self.rate_rejections > limits.max_frames:
+                raise TooManyInvalidFrames("Too many frames sent above the frame rate limit.")
+            wait_ms = math.ceil((1 - self._tokens) * 1000 / limits.max_fps)
+            raise FrameRateExceeded(
+                f"Frame dropped: frames must average at most {limits.max_fps} per second "
+                f"(bursts of {limits.frame_burst}); the next one is accepted in {wait_ms} ms."
+            )
+        self._tokens -= 1
         self.frames_received += 1
 
     def note_invalid(self) -> None:
@@ -225,7 +278,9 @@ class FrameProcessor:
     def process(self, data: bytes | str, now: float) -> FrameReport:
         """Decodes and analyses one admitted frame. Raises TooManyInvalidFrames only."""
         try:
-            image = fe.decode(data, limits=self.config.decode_limits)
+            frame = self.face_tracker.decode(
+                data, limits=self.config.decode_limits, formats=self.config.image_formats
+            )
         except fe.ImageError as exc:
             self.note_invalid()
             return FrameReport(
@@ -235,19 +290,27 @@ class FrameProcessor:
                 verdict=self._budget_verdict(),
             )
         self.invalid_in_row = 0
-        analysis = fe.analyze(image)
-        state = self.tracker.update(image, analysis, now)
+        # The liveness tracker and embeddings take the frame as decoded (maybe at half size);
+        # the client gets coordinates in the frame as it sent it.
+        state = self.tracker.update(frame.image, frame.analysis, now)
         self.state = state
         self.frames_processed += 1
-        accepted = self._collect(image, analysis, state, now)
+        accepted = self._collect(frame.image, frame.analysis, state, now)
         return FrameReport(
             self.frames_received,
-            analysis=analysis,
+            analysis=frame.frame_analysis,
             liveness=state,
             sample_accepted=accepted,
             samples_collected=self.samples_collected,
             verdict=self._verdict(state),
         )
+
+    @property
+    def liveness_mode(self) -> dict:
+        """The mode and the number of challenges (0 in passive mode), for the client."""
+        tracker = self.tracker
+        count = len(tracker.challenges) if isinstance(tracker, fe.ChallengeTracker) else 0
+        return {"mode": self.config.liveness_mode, "challenges": count}
 
     @property
     def samples_collected(self) -> int:
@@ -265,9 +328,12 @@ class FrameProcessor:
             and now - self._last_candidate_at < self.config.sample_interval
         ):
             return False
-        # Once enough samples agree, only take candidates the tracker embedded anyway.
-        enough = len(self.group) >= self.config.samples_needed
-        if enough and state.embedding is None:
+        # Samples reuse the liveness tracker's identity embeddings. An embedding of our own
+        # (about five times a whole frame's other work) is made only when liveness has
+        # passed and samples are still short: then each one brings the end of the session
+        # nearer instead of waiting for the tracker's next.
+        short = len(self.group) < self.config.samples_needed
+        if state.embedding is None and not (short and state.live):
             return False
         embedding = state.embedding if state.embedding is not None else fe.embed(image, analysis.face)
         self.candidates.append(np.asarray(embedding, np.float32))
@@ -329,6 +395,8 @@ class FrameProcessor:
 
 
 _FAILURE_DETAIL = {
+    "challenge_timeout": "a liveness challenge was not performed within its time window",
+    "challenge_wrong_action": "a different movement than the liveness challenge asked for was made",
     "static_image": "a still image was detected (the same picture sent repeatedly)",
     "face_changed": "the face changed during the session",
 }

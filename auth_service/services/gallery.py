@@ -1,4 +1,4 @@
-"""Face templates of enrolled users, and 1:1 / 1:N search, always within one API client.
+"""Face templates of enrolled users, and 1:1 / 1:N matching, always within one API client.
 
 Re-enrollment rule (README "Re-enrollment"): a successful enrollment of an existing user_id
 replaces all of that user's templates in one transaction (``enrollment_mode: "replace"``,
@@ -9,12 +9,21 @@ FACEAUTH_MAX_TEMPLATES_PER_USER are dropped.
 
 Scoring: a probe session yields several embeddings; a user's score is the median over
 probes of the best similarity to any of the user's templates, so one lucky or unlucky
-frame does not decide the outcome."""
+frame does not decide the outcome.
+
+Decisions follow a security level (face_engine.matching): the session's
+``metadata.match_level``, else the client's default, else FACEAUTH_DEFAULT_MATCH_LEVEL.
+Verification compares the score with the level's threshold. Identification asks the
+gallery backend (services.galleries: in memory or pgvector) for each probe's nearest
+templates, scores those candidates exactly from the database, and applies the 1:N rule:
+the threshold grows with the number of enrolled users, and the best user must lead the
+second by FACEAUTH_IDENTIFICATION_MARGIN, else the outcome is ``ambiguous``."""
 
 from __future__ import annotations
 
+import logging
 import statistics
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,35 +34,47 @@ from django.db.models import Count, QuerySet
 import face_engine as fe
 from auth_service.errors import UserNotFound
 from auth_service.models import ApiClient, AuthSession, EnrolledUser, FaceTemplate
+from auth_service.services import galleries
+from auth_service.services.galleries import TemplateMatrix, from_bytes, to_bytes
+from face_engine import matching
 
+logger = logging.getLogger(__name__)
 MODEL_TAG = f"sface-{fe.EMBEDDING_SIZE}"
 ENROLLMENT_MODES = ("replace", "append")
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """The best candidate (None when nobody qualifies) and its score against the threshold."""
+    """A decision at a level: ``outcome`` is match, no_match or ambiguous; ``user_id`` is set
+    only on a match; ``similarity`` is the best candidate's score; ``runner_up_similarity``
+    the second best user's (identification)."""
 
     user_id: str | None
     similarity: float
     threshold: float
+    level: str = matching.DEFAULT_LEVEL
+    outcome: str = "no_match"
+    runner_up_similarity: float | None = None
+    gallery_size: int | None = None
 
     @property
     def is_match(self) -> bool:
-        return self.user_id is not None and self.similarity >= self.threshold
+        return self.outcome == "match"
 
 
-def match_threshold() -> float:
+def match_level(*, client: ApiClient | None = None, requested: str | None = None) -> matching.Level:
+    """The level that decides: ``requested`` (a session's metadata.match_level), else the
+    client's default, else FACEAUTH_DEFAULT_MATCH_LEVEL. Raises matching.UnknownLevel."""
+    name = requested or (client.default_match_level if client is not None else "")
+    return matching.level(name or settings.FACEAUTH_DEFAULT_MATCH_LEVEL)
+
+
+def match_threshold(level: matching.Level | None = None) -> float:
+    """The 1:1 threshold: FACEAUTH_MATCH_THRESHOLD when set, else the level's."""
     configured = settings.FACEAUTH_MATCH_THRESHOLD
-    return fe.DEFAULT_THRESHOLD if configured is None else float(configured)
-
-
-def to_bytes(embedding: np.ndarray) -> bytes:
-    return np.asarray(embedding, dtype="<f4").reshape(-1).tobytes()
-
-
-def from_bytes(data: bytes | memoryview) -> np.ndarray:
-    return np.frombuffer(bytes(data), dtype="<f4")
+    if configured is not None:
+        return float(configured)
+    return (level or match_level()).threshold
 
 
 def _user_matrix(user: EnrolledUser) -> np.ndarray:
@@ -61,8 +82,8 @@ def _user_matrix(user: EnrolledUser) -> np.ndarray:
     return np.stack(rows) if rows else np.empty((0, fe.EMBEDDING_SIZE), np.float32)
 
 
-def _score(probes: list[np.ndarray], gallery: np.ndarray, threshold: float) -> float:
-    return float(statistics.median(fe.match(p, gallery, threshold).similarity for p in probes))
+def _score(probes: list[np.ndarray], gallery: np.ndarray) -> float:
+    return float(statistics.median(fe.match(p, gallery).similarity for p in probes))
 
 
 def user_get(*, client: ApiClient, user_id: str) -> EnrolledUser:
@@ -82,35 +103,67 @@ def has_templates(*, client: ApiClient, user_id: str | None = None) -> bool:
     return templates.exists()
 
 
-def verify(*, client: ApiClient, user_id: str, probes: list[np.ndarray]) -> MatchResult:
+def verify(
+    *, client: ApiClient, user_id: str, probes: list[np.ndarray], level: matching.Level | None = None
+) -> MatchResult:
     """1:1: does the probe session match this user of this client?"""
-    threshold = match_threshold()
+    level = level or match_level(client=client)
+    threshold = match_threshold(level)
     gallery = _user_matrix(user_get(client=client, user_id=user_id))
     if len(gallery) == 0:
         raise UserNotFound(f"User {user_id!r} has no templates.")
-    similarity = _score(probes, gallery, threshold)
-    return MatchResult(user_id if similarity >= threshold else None, similarity, threshold)
+    decision = matching.decide_verification(_score(probes, gallery), threshold, user_id)
+    return MatchResult(decision.user_id, decision.score, threshold, level.name, decision.outcome)
 
 
-def identify(*, client: ApiClient, probes: list[np.ndarray]) -> MatchResult:
-    """1:N over this client's users only: each probe votes for the owner of its best
-    template; the most voted user (ties: best score) is then scored like a verification."""
-    threshold = match_threshold()
-    rows = list(
-        FaceTemplate.objects.filter(user__client=client).values_list("user__user_id", "embedding")
+def identify(
+    *, client: ApiClient, probes: list[np.ndarray], level: matching.Level | None = None
+) -> MatchResult:
+    """1:N over this client's users only, by the rule in the module docstring."""
+    level = level or match_level(client=client)
+    gallery_size = (
+        EnrolledUser.objects.filter(client=client, templates__isnull=False).distinct().count()
     )
-    if not rows:
-        return MatchResult(None, 0.0, threshold)
-    owners = [owner for owner, _ in rows]
-    gallery = np.stack([from_bytes(blob) for _, blob in rows])
-    votes = Counter(owners[fe.match(p, gallery, threshold).index] for p in probes)
-    scores = {}
-    for owner in votes:
-        own = gallery[[i for i, o in enumerate(owners) if o == owner]]
-        scores[owner] = _score(probes, own, threshold)
-    best = max(votes, key=lambda owner: (votes[owner], scores[owner]))
-    similarity = scores[best]
-    return MatchResult(best if similarity >= threshold else None, similarity, threshold)
+    threshold = matching.identification_threshold(level, gallery_size, floor=match_threshold(level))
+    rows = FaceTemplate.objects.filter(user__client=client)
+    try:
+        hits = galleries.backend().search(
+            client.client_id, np.stack(probes), settings.FACEAUTH_IDENTIFICATION_CANDIDATES
+        )
+        rows = rows.filter(user__user_id__in={hit.user_id for row in hits for hit in row})
+    except Exception:
+        # The backend is only a shortlist: without it, score every template exactly.
+        logger.exception("gallery search failed for client %s; scanning all its templates", client.pk)
+    templates: dict[str, list[np.ndarray]] = defaultdict(list)
+    for owner, blob in rows.values_list("user__user_id", "embedding"):
+        templates[owner].append(from_bytes(blob))
+    candidates = [
+        matching.Candidate(owner, _score(probes, np.stack(rows))) for owner, rows in templates.items()
+    ]
+    decision = matching.decide_identification(
+        candidates, threshold=threshold, margin=settings.FACEAUTH_IDENTIFICATION_MARGIN
+    )
+    return MatchResult(
+        decision.user_id, decision.score, threshold, level.name, decision.outcome,
+        decision.runner_up.score if decision.runner_up is not None else None, gallery_size,
+    )
+
+
+def _after_commit_add(client: ApiClient, created: list[FaceTemplate], user_id: str) -> None:
+    vectors = np.stack([from_bytes(template.embedding) for template in created])
+    templates = TemplateMatrix.build([template.pk for template in created], [user_id] * len(created), vectors)
+    # robust: the templates are committed; a backend that fails here is logged and catches up
+    # (memory: by expiry; pgvector: the search-time fallback above, and gallery_index).
+    transaction.on_commit(lambda: galleries.backend().add(client.client_id, templates), robust=True)
+
+
+def templates_removed(*, client: ApiClient, template_ids: list[int]) -> None:
+    """Tells the gallery backend, once committed, that these templates of the client are gone
+    (for deletions made outside this module, such as the admin's)."""
+    if template_ids:
+        transaction.on_commit(
+            lambda: galleries.backend().remove(client.client_id, template_ids), robust=True
+        )
 
 
 @dataclass(frozen=True)
@@ -139,16 +192,18 @@ def enroll(
     if mode == "append":
         existing = _user_matrix(user)
         if len(existing):
-            threshold = match_threshold()
-            similarity = _score(embeddings, existing, threshold)
-            if similarity < threshold:
+            similarity = _score(embeddings, existing)
+            if similarity < match_threshold(match_level(client=client)):
                 return EnrollResult(None, 0, len(existing), similarity, "identity_mismatch")
     else:
+        replaced = list(user.templates.values_list("id", flat=True))
         user.templates.all().delete()
-    FaceTemplate.objects.bulk_create(
+        templates_removed(client=client, template_ids=replaced)
+    created = FaceTemplate.objects.bulk_create(
         FaceTemplate(user=user, session=session, embedding=to_bytes(e), model=MODEL_TAG)
         for e in embeddings
     )
+    _after_commit_add(client, created, user_id)
     surplus = list(
         user.templates.order_by("-created_at", "-id").values_list("id", flat=True)[
             settings.FACEAUTH_MAX_TEMPLATES_PER_USER:
@@ -156,6 +211,7 @@ def enroll(
     )
     if surplus:
         FaceTemplate.objects.filter(id__in=surplus).delete()
+        templates_removed(client=client, template_ids=surplus)
     user.enrollments += 1
     user.save(update_fields=["enrollments", "updated_at"])
     return EnrollResult(user, len(embeddings), user.templates.count(), similarity)
@@ -163,10 +219,12 @@ def enroll(
 
 def user_delete(*, client: ApiClient, user_id: str) -> int:
     """Deletes the user and all its templates; returns how many templates went."""
-    user = user_get(client=client, user_id=user_id)
-    count = user.templates.count()
-    user.delete()
-    return count
+    with transaction.atomic():
+        user = user_get(client=client, user_id=user_id)
+        removed = list(user.templates.values_list("id", flat=True))
+        user.delete()
+        templates_removed(client=client, template_ids=removed)
+    return len(removed)
 
 
 def users_list(*, client: ApiClient) -> QuerySet[EnrolledUser]:

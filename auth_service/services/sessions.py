@@ -15,6 +15,7 @@ InvalidTransition. Terminal states never change again: session tokens are single
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import secrets
@@ -27,8 +28,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from auth_service import metrics
 from auth_service.errors import (
     InvalidTransition,
     NoEnrolledUsers,
@@ -41,7 +44,7 @@ from auth_service.errors import (
     UserNotFound,
 )
 from auth_service.models import ApiClient, AuthSession, SessionKind, SessionMode, SessionStatus
-from auth_service.services import clients, crypto, gallery
+from auth_service.services import admission, clients, crypto, gallery, webhooks
 from auth_service.services.formats import iso_utc
 from auth_service.services.frames import Verdict
 
@@ -65,14 +68,29 @@ def transition(session: AuthSession, to: str, **changes: Any) -> AuthSession:
     current = session.status
     if to not in TRANSITIONS.get(current, frozenset()):
         raise InvalidTransition(f"A {current} session cannot become {to}.")
-    updated = AuthSession.objects.filter(pk=session.pk, status=current).update(status=to, **changes)
-    if not updated:
-        session.refresh_from_db(fields=["status"])
-        raise InvalidTransition(f"The session became {session.status} meanwhile; not {to}.")
-    session.status = to
-    for name, value in changes.items():
-        setattr(session, name, value)
+    with transaction.atomic():
+        updated = AuthSession.objects.filter(pk=session.pk, status=current).update(status=to, **changes)
+        if not updated:
+            session.refresh_from_db(fields=["status"])
+            raise InvalidTransition(f"The session became {session.status} meanwhile; not {to}.")
+        session.status = to
+        for name, value in changes.items():
+            setattr(session, name, value)
+        if to in TERMINAL:
+            _ended(session)
     return session
+
+
+def _ended(session: AuthSession) -> None:
+    """Side effects of a final state, in its transaction: the webhook goes into the outbox
+    (committed together with the state), the metrics count once it is committed."""
+    webhooks.enqueue_session_event(session)
+    transaction.on_commit(
+        functools.partial(
+            metrics.session_finished, kind=session.kind, mode=session.mode, status=session.status,
+            reason=session.reason, liveness=session.liveness,
+        )
+    )
 
 
 def token_digest(token: str) -> str:
@@ -92,10 +110,13 @@ class CreatedSession:
 
 def _expire_overdue(queryset) -> None:
     now = timezone.now()
-    queryset.filter(status=S.PENDING, expires_at__lte=now).update(status=S.EXPIRED)
-    queryset.filter(status=S.ACTIVE, expires_at__lte=now - _ACTIVE_EXPIRY_GRACE).update(
-        status=S.EXPIRED, reason="session_expired"
+    overdue = queryset.filter(
+        Q(status=S.PENDING, expires_at__lte=now)
+        | Q(status=S.ACTIVE, expires_at__lte=now - _ACTIVE_EXPIRY_GRACE)
     )
+    for session in overdue:
+        with contextlib.suppress(InvalidTransition):  # ended meanwhile by its own socket
+            transition(session, S.EXPIRED, reason="session_expired", completed_at=now)
 
 
 @transaction.atomic
@@ -112,6 +133,7 @@ def _create(
             f"At most {settings.FACEAUTH_MAX_ACTIVE_SESSIONS_PER_CLIENT} open sessions per "
             "client; finish, cancel or let some expire first."
         )
+    admission.admit_new_session()  # Overloaded (503) when the engine is at capacity
     token = secrets.token_urlsafe(32)
     session = AuthSession.objects.create(
         client=client,
@@ -124,6 +146,7 @@ def _create(
         metadata=metadata,
         expires_at=timezone.now() + timedelta(seconds=settings.FACEAUTH_SESSION_TIMEOUT_SECONDS),
     )
+    transaction.on_commit(metrics.SESSIONS_CREATED.labels(kind=kind, mode=mode).inc)
     return CreatedSession(session, token)
 
 
@@ -158,8 +181,9 @@ def authentication_session_create(
     )
 
 
-def session_connect(*, token: str) -> AuthSession:
-    """Claims the session for one WebSocket: pending -> active.
+def session_connect(*, token: str, worker_id: str = "") -> AuthSession:
+    """Claims the session for one WebSocket: pending -> active, owned by ``worker_id``
+    (the server process that streams it and keeps its heartbeat, services.worker).
 
     Raises SessionNotFound (unknown token), SessionExpired, SessionClosed (already used)
     or SessionInUse (another socket holds it)."""
@@ -182,7 +206,7 @@ def session_connect(*, token: str) -> AuthSession:
     if session.status == S.ACTIVE:
         raise SessionInUse()
     try:
-        return transition(session, S.ACTIVE, started_at=now)
+        return transition(session, S.ACTIVE, started_at=now, worker_id=worker_id, heartbeat_at=now)
     except InvalidTransition:
         raise SessionInUse() from None
 
@@ -214,6 +238,46 @@ def session_abort(*, session_id: uuid.UUID, reason: str) -> bool:
     return True
 
 
+def sessions_heartbeat(*, worker_id: str) -> int:
+    """Marks the active sessions this worker streams as still owned; returns how many."""
+    return AuthSession.objects.filter(worker_id=worker_id, status=S.ACTIVE).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+def sessions_end_orphaned(*, stale_after: timedelta, reason: str = "server_stopped") -> int:
+    """Cancels active sessions whose worker stopped heartbeating for ``stale_after`` (it
+    was killed or restarted: nobody streams them any more). Sessions of live workers, on
+    this host or another, keep fresh heartbeats and are never touched."""
+    stale_before = timezone.now() - stale_after
+    orphans = AuthSession.objects.filter(status=S.ACTIVE).filter(
+        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, started_at__lt=stale_before)
+    )
+    ended = 0
+    for session in orphans:
+        with contextlib.suppress(InvalidTransition):
+            transition(session, S.CANCELLED, reason=reason, completed_at=timezone.now())
+            ended += 1
+    return ended
+
+
+def sessions_expire_overdue() -> None:
+    """Expires every open session past its time, so that their webhooks go out on time
+    rather than when somebody next reads them (the background thread calls this)."""
+    _expire_overdue(AuthSession.objects.all())
+
+
+def sessions_release(*, worker_id: str, reason: str = "server_stopped") -> int:
+    """Cancels the active sessions of a worker that is shutting down (their sockets are
+    gone with it); returns how many."""
+    ended = 0
+    for session in AuthSession.objects.filter(worker_id=worker_id, status=S.ACTIVE):
+        with contextlib.suppress(InvalidTransition):
+            transition(session, S.CANCELLED, reason=reason, completed_at=timezone.now())
+            ended += 1
+    return ended
+
+
 def session_cancel(*, client: ApiClient, session_id: uuid.UUID) -> AuthSession:
     """Cancels an open session of this client and tells its WebSocket, wherever it runs."""
     session = session_for_client(client=client, session_id=session_id)
@@ -238,11 +302,17 @@ def session_for_client(*, client: ApiClient, session_id: uuid.UUID) -> AuthSessi
 
 # --- completion ---
 def _liveness_summary(liveness: dict) -> dict:
-    return {
+    summary = {
+        "mode": liveness.get("mode", "passive"),
         "is_live": bool(liveness.get("is_live", False)),
         "blinks": int(liveness.get("blinks", 0)),
         "head_movement": bool(liveness.get("head_movement", False)),
     }
+    if summary["mode"] == "active":
+        summary["challenges_passed"] = list(liveness.get("challenges_passed", []))
+        summary["challenges_total"] = int(liveness.get("challenges_total", 0))
+        summary["failure"] = liveness.get("failure")
+    return summary
 
 
 def _enrollment_outcome(session: AuthSession, verdict: Verdict) -> dict:
@@ -279,11 +349,13 @@ def _enrollment_outcome(session: AuthSession, verdict: Verdict) -> dict:
 
 
 def _authentication_outcome(session: AuthSession, verdict: Verdict) -> dict:
+    level = gallery.match_level(client=session.client, requested=(session.metadata or {}).get("match_level"))
     outcome: dict[str, Any] = {
         "mode": session.mode,
         "user_id": None,
         "similarity": None,
-        "threshold": gallery.match_threshold(),
+        "threshold": gallery.match_threshold(level),
+        "match_level": level.name,
         "liveness": _liveness_summary(verdict.liveness),
     }
     if verdict.reason is not None:
@@ -291,10 +363,10 @@ def _authentication_outcome(session: AuthSession, verdict: Verdict) -> dict:
     try:
         if session.mode == SessionMode.VERIFICATION:
             match = gallery.verify(
-                client=session.client, user_id=session.user_id, probes=verdict.embeddings
+                client=session.client, user_id=session.user_id, probes=verdict.embeddings, level=level
             )
         else:
-            match = gallery.identify(client=session.client, probes=verdict.embeddings)
+            match = gallery.identify(client=session.client, probes=verdict.embeddings, level=level)
     except UserNotFound:
         return {
             "success": False,
@@ -303,6 +375,16 @@ def _authentication_outcome(session: AuthSession, verdict: Verdict) -> dict:
             **outcome,
         }
     outcome["similarity"] = round(match.similarity, 4)
+    outcome["threshold"] = round(match.threshold, 4)  # 1:N: raised for the gallery's size
+    if match.outcome == "ambiguous":
+        return {
+            "success": False,
+            "reason": "ambiguous",
+            "detail": "the face matches more than one enrolled user almost equally well; "
+            "nobody is named (authenticate with a user_id to verify one user)",
+            **outcome,
+            "runner_up_similarity": round(match.runner_up_similarity, 4),
+        }
     if not match.is_match:
         return {
             "success": False,

@@ -341,3 +341,38 @@ def test_expired_session_shows_a_clear_message_and_retry(
         assert "reason: session_expired" in page.inner_text("#result-sub")
         assert page.inner_text("#again") == "Try again"
         context.close()
+
+
+def test_active_liveness_shows_each_instruction_with_an_arrow(
+    browser, faceauth_server, artifacts: Path
+) -> None:
+    """Picking Active: the page shows the pending challenge (instruction, arrow or eye, count
+    and seconds left) and, at the end, how many challenges passed. The fake camera is a
+    recording that cannot follow the prompts, so only the display is checked here."""
+    context, page = _new_page(browser)
+    try:
+        page.goto(faceauth_server.base_url + "/demo/")
+        _fill_credentials(page, faceauth_server)
+        page.fill("#user-id", "active-demo-user")
+        page.click("label[for=liveness-active]")
+        page.click("#start")
+        page.wait_for_selector("#challenge:not([hidden]), #result:not([hidden]), #alert:not([hidden])",
+                               timeout=FLOW_TIMEOUT_MS)
+        assert page.is_visible("#challenge"), page.text_content("#log")
+        page.screenshot(path=str(artifacts / "active-challenge.png"))
+        code = page.get_attribute("#challenge", "data-code")
+        arrows = {"turn_left": "\u2190", "turn_right": "\u2192", "look_up": "\u2191", "look_down": "\u2193",
+                  "blink": "\U0001F441"}
+        assert page.inner_text("#challenge-arrow") == arrows[code]
+        instructions = {"turn your head to the left", "turn your head to the right", "look up", "look down",
+                        "blink your eyes"}
+        assert page.inner_text("#challenge-text").lower() in instructions
+        assert page.inner_text("#challenge-count").startswith("1 / ")
+        page.wait_for_selector("#result:not([hidden]), #alert:not([hidden])", timeout=FLOW_TIMEOUT_MS)
+        assert page.is_visible("#result"), page.inner_text("#alert")
+        assert page.is_hidden("#challenge")
+        assert "passed" in page.inner_text("#result-facts")
+        payload = json.loads(page.inner_text("#result-json"))
+        assert payload["liveness"]["mode"] == "active"
+    finally:
+        context.close()

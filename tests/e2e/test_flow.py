@@ -106,3 +106,20 @@ def test_the_seed_curl_calls_work_as_written(server):
     status = curl(f"{server.base_url}/api/auth/sessions/{session['enrollment_id']}/status/",
                   "-H", f"Authorization: Bearer {api_key}")
     assert status["status"] == "pending" and status["is_active"] is True
+
+
+def test_active_liveness_through_the_client(server, enrolled, faces_dir):
+    """--liveness active: the server announces the challenges, the client prints each new one,
+    and the decrypted result records the mode and the challenges passed. The footage is a
+    recording that knows nothing of the prompts (that it fails is measured in
+    tests/engine/test_challenge_player.py; here the plumbing is checked)."""
+    run = server.client("authentication", "man", "--video", str(faces_dir / MAN), "--start", "10",
+                        "--liveness", "active")
+    assert run.returncode in (0, 1), run.explain()
+    assert "liveness=active challenges=" in run.output and ">>> challenge 1/" in run.output, run.explain()
+    liveness = run.result["liveness"]
+    assert liveness["mode"] == "active" and 2 <= liveness["challenges_total"] <= 3
+    assert liveness["is_live"] == (len(liveness["challenges_passed"]) == liveness["challenges_total"])
+    if not liveness["is_live"]:
+        assert run.result["reason"] == "liveness_failed" and liveness["failure"] in (
+            "challenge_timeout", "challenge_wrong_action", None), run.explain()

@@ -4,18 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face_engine.cli import load_image
-
 # Photos of one identity per folder; edge/ holds Obama too. group/ is left out (several people).
-IDENTITY_FOLDERS = {
-    "obama": "obama",
-    "edge": "obama",
-    "biden": "biden",
-    "alex_lacamoire": "alex_lacamoire",
-    "kit_harington": "kit_harington",
-    "rose_leslie": "rose_leslie",
-    "lin_manuel_miranda": "lin_manuel_miranda",
-}
+from face_engine.calibration import PHOTO_FOLDERS as IDENTITY_FOLDERS
+from face_engine.cli import load_image
 
 
 def single_face_photos(faces_dir: Path) -> list[Path]:

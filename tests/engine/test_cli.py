@@ -98,3 +98,39 @@ def test_bench_prints_per_stage_figures(faces_dir):
 def test_liveness_rejects_silly_frame_rates(argv, capsys):
     assert main(argv) == 2
     assert "--fps" in capsys.readouterr().err
+
+
+def test_pairs_prints_each_levels_threshold_for_the_operators_photos(faces_dir, tmp_path, capsys):
+    people = {"obama": ["obama.jpg", "obama1.jpg", "obama2.jpg"], "biden": ["biden.jpg", "biden2.jpg"],
+              "kit_harington": ["john1.jpeg", "john2.jpeg"], "rose_leslie": ["img1.jpg", "img2.jpg"]}
+    files = [(who, f"{faces_dir}/{who}/{name}") for who, names in people.items() for name in names]
+    rows = [f"{a},{b},{int(x == y)}" for i, (x, a) in enumerate(files) for y, b in files[i + 1:]]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join(rows) + "\n")
+    assert main(["pairs", str(pairs), "--level", "medium"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["threshold"] == 0.404
+    levels = {row["level"]: row for row in summary["levels"]}
+    assert list(levels) == ["low", "medium", "high", "very_high"]
+    for row in levels.values():
+        assert row["impostor_pairs"] == 30 and row["genuine_pairs"] == 6
+        assert row["fmr"] == 0.0 and row["threshold"] >= row["model_threshold"]
+    assert levels["low"]["threshold"] < levels["high"]["threshold"] < levels["very_high"]["threshold"]
+
+
+def test_compare_reads_webp_bmp_and_tiff_whatever_the_file_is_called(faces_dir, tmp_path, capsys):
+    import cv2
+
+    photo = cv2.imread(str(faces_dir / "obama" / "obama2.jpg"))
+    names = []
+    for extension, saved_as in ((".webp", "webp_photo.jpg"), (".bmp", "photo.bmp"), (".tiff", "photo.tif")):
+        ok, data = cv2.imencode(extension, photo)
+        (tmp_path / saved_as).write_bytes(data.tobytes())
+        names.append(saved_as)
+    for name in names:
+        assert main(["compare", str(faces_dir / "obama" / "obama.jpg"), str(tmp_path / name)]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["match"] is True and result["level"] == "high" and result["threshold"] == 0.453
+    assert main(["compare", str(tmp_path / names[0]), str(tmp_path / names[1]), "--threshold", "0.99"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["threshold"] == 0.99 and result["level"] is None

@@ -22,6 +22,20 @@ def _quick_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_background_worker(settings):
+    """The per-process background thread (webhooks, heartbeats) belongs to real servers;
+    these tests call its functions directly."""
+    settings.FACEAUTH_BACKGROUND_WORKER = False
+
+
+@pytest.fixture(autouse=True)
+def _no_admission_control(settings):
+    """Tests stream frames as fast as they can, which looks like an overloaded server to
+    admission control; test_admission turns it back on where it is the subject."""
+    settings.FACEAUTH_ADMISSION_LATENCY_MS = 0
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Throttle counters live in the cache; every test starts from zero."""
     cache.clear()

@@ -9,6 +9,7 @@ import face_engine as fe
 from auth_service.errors import UserNotFound
 from auth_service.models import FaceTemplate
 from auth_service.services import gallery
+from face_engine import matching
 
 from .conftest import unit
 
@@ -101,10 +102,13 @@ def test_delete_removes_the_user_and_every_template(credentials):
     assert not gallery.has_templates(client=credentials.client)
 
 
-def test_threshold_setting_overrides_the_engine_default(settings):
-    assert gallery.match_threshold() == fe.DEFAULT_THRESHOLD
+def test_threshold_setting_overrides_the_levels(settings):
+    assert gallery.match_threshold() == matching.LEVELS["high"].threshold
+    assert gallery.match_threshold(matching.LEVELS["low"]) == matching.LEVELS["low"].threshold
+    settings.FACEAUTH_DEFAULT_MATCH_LEVEL = "medium"
+    assert gallery.match_threshold() == matching.LEVELS["medium"].threshold
     settings.FACEAUTH_MATCH_THRESHOLD = 0.5
-    assert gallery.match_threshold() == 0.5
+    assert gallery.match_threshold() == gallery.match_threshold(matching.LEVELS["low"]) == 0.5
 
 
 def test_real_faces_are_told_apart(credentials, faces_dir):

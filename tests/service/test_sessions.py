@@ -216,7 +216,7 @@ def test_verification_outcomes(credentials):
     ok = attempt(vectors(1, 3))
     assert ok.status == S.COMPLETED and ok.result["user_id"] == "alice"
     assert ok.result["similarity"] >= ok.result["threshold"]
-    assert ok.result["liveness"] == {"is_live": True, "blinks": 2, "head_movement": True}
+    assert ok.result["liveness"] == {"mode": "passive", "is_live": True, "blinks": 2, "head_movement": True}
     wrong = attempt(bob)
     assert wrong.status == S.FAILED and wrong.result["reason"] == "no_match"
     assert wrong.result["user_id"] is None
