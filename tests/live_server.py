@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,6 +42,21 @@ def clean_environment(**extra: str) -> dict[str, str]:
     env["FACEAUTH_ADMISSION_LATENCY_MS"] = "0"
     env.update(extra)
     return env
+
+
+def production_environment(workdir: Path, **extra: str) -> dict[str, str]:
+    """A deployment's settings for a server whose data lives in ``workdir``: DEBUG off, its
+    own secret key and encryption key, loopback hosts only; plus ``extra``."""
+    from cryptography.fernet import Fernet
+
+    return clean_environment(
+        FACEAUTH_DATA_DIR=str(workdir / "data"),
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        **extra,
+    )
 
 
 @dataclass

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.live_server import REPO, LiveServer, clean_environment, live_server, runserver_command
+from tests.live_server import REPO, LiveServer, live_server, production_environment, runserver_command
 
 from .conftest import REDIS_URL, _require_redis, postgres_database
 
@@ -44,12 +43,8 @@ def production_command(port: int) -> list[str]:
 
 
 def _env(workdir: Path, **extra: str) -> dict[str, str]:
-    return clean_environment(
-        FACEAUTH_DATA_DIR=str(workdir / "data"),
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    return production_environment(
+        workdir,
         FACEAUTH_WARM_UP_MODELS="0",
         FACEAUTH_ENGINE_THREADS="1",
         FACEAUTH_METRICS_TOKEN=METRICS_TOKEN,

@@ -21,10 +21,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 from websockets.sync.client import connect
 
-from tests.live_server import clean_environment, live_server, runserver_command
+from tests.live_server import live_server, production_environment, runserver_command
 from tests.webhook_receiver import Receiver
 
 from .conftest import REDIS_URL, Server, _require_redis, postgres_database
@@ -35,12 +34,8 @@ WEBHOOK_SECRET = "whsec_" + secrets.token_urlsafe(24)
 
 
 def _env(workdir, **extra: str) -> dict[str, str]:
-    return clean_environment(
-        FACEAUTH_DATA_DIR=str(workdir / "data"),
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    return production_environment(
+        workdir,
         FACEAUTH_ADMISSION_LATENCY_MS="0",
         PYTHONFAULTHANDLER="1",  # a crash at exit prints where it happened into the log
         # Short clocks so that the test takes seconds: an orphan is found 2 s after its

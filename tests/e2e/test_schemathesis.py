@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live_server import clean_environment, live_server
+from tests.live_server import clean_environment, live_server, production_environment
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = os.environ.get("FACEAUTH_SCHEMATHESIS_MAX_EXAMPLES", "25")
@@ -33,11 +32,8 @@ pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis 
 
 
 def test_the_api_conforms_to_its_schema_under_fuzzing(tmp_path):
-    env = clean_environment(
-        FACEAUTH_DATA_DIR=str(tmp_path / "data"),
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+    env = production_environment(
+        tmp_path,
         FACEAUTH_WARM_UP_MODELS="0",
         # Fuzzing sends hundreds of requests a minute: throttles would answer most of them
         # with 429 (documented, but then nothing behind them gets exercised).
