@@ -34,6 +34,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -203,15 +204,59 @@ def claim_due(*, worker_id: str, limit: int = 20) -> list[WebhookDelivery]:
     return list(WebhookDelivery.objects.filter(pk__in=claimed).order_by("next_attempt_at"))
 
 
-def _host_is_public(url: str) -> bool:
-    """Whether every address of the url's host is a public one (no loopback, private,
-    link-local, reserved: a client must not make the server call its own network)."""
+def _delivery_address(url: str) -> str | None:
+    """The address a delivery to ``url`` connects to, or None when it must not be sent:
+    the host does not resolve, or (unless FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS) one of its
+    addresses is not public (loopback, private, link-local, reserved: a client must not make
+    the server call its own network)."""
     parts = urlsplit(url)
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
     except OSError:
-        return False
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
+        return None
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        return None
+    if not settings.FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS and not all(
+        ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses
+    ):
+        return None
+    return addresses[0]
+
+
+class _PinnedAddressAdapter(requests.adapters.HTTPAdapter):
+    """Connects to the address that was checked instead of resolving the host again, so a
+    DNS answer that changes between the check and the connection (DNS rebinding) cannot
+    point the request at another address. TLS still verifies the certificate for the host
+    name (SNI and hostname check)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(max_retries=0)
+        self.address = address
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        hostname = host_params["host"]
+        host_params["host"] = self.address
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = hostname
+            pool_kwargs["assert_hostname"] = hostname
+        return host_params, pool_kwargs
+
+
+def _post_pinned(url: str, address: str, *, body: bytes, headers: dict[str, str],
+                 timeout: float) -> requests.Response:
+    """POST ``body`` to ``url`` over a connection to ``address``. Environment proxies are
+    not used: the address check must apply to the address actually connected to."""
+    with requests.Session() as http:
+        http.trust_env = False
+        adapter = _PinnedAddressAdapter(address)
+        http.mount("http://", adapter)
+        http.mount("https://", adapter)
+        host = urlsplit(url).netloc.rpartition("@")[2]  # host[:port], without credentials
+        return http.post(url, data=body, headers={**headers, "Host": host}, timeout=timeout,
+                         allow_redirects=False)
 
 
 def attempt(delivery: WebhookDelivery, *, worker_id: str) -> WebhookAttempt:
@@ -226,8 +271,9 @@ def attempt(delivery: WebhookDelivery, *, worker_id: str) -> WebhookAttempt:
     give_up = False
     if endpoint is None:
         error, give_up = "no active webhook endpoint for this client", True
-    elif not settings.FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS and not _host_is_public(url):
-        error = "the webhook host does not resolve to a public address"
+    elif (address := _delivery_address(url)) is None:
+        error = ("the webhook host does not resolve" if settings.FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS
+                 else "the webhook host does not resolve to a public address")
     else:
         body = delivery.body.encode("utf-8")
         headers = signed_headers(
@@ -236,8 +282,7 @@ def attempt(delivery: WebhookDelivery, *, worker_id: str) -> WebhookAttempt:
         )
         timeout = settings.FACEAUTH_WEBHOOK_TIMEOUT_SECONDS
         try:
-            response = requests.post(url, data=body, headers=headers, timeout=timeout,
-                                     allow_redirects=False)
+            response = _post_pinned(url, address, body=body, headers=headers, timeout=timeout)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"

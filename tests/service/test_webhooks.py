@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import transaction
@@ -186,6 +190,69 @@ def test_private_addresses_are_refused_unless_allowed(credentials, receiver_fact
     webhooks.deliver_due(worker_id="w1")
     assert receiver.received == []
     assert "public address" in WebhookAttempt.objects.get().error
+
+
+class FakeDns:
+    """Answers for one made-up host name, a different answer on each lookup (as a DNS
+    rebinding attacker would give); every other name resolves as usual."""
+
+    def __init__(self, host: str, answers: list[str]) -> None:
+        self.host, self.answers, self.lookups = host, answers, 0
+        self.real = socket.getaddrinfo
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host != self.host:
+            return self.real(host, port, *args, **kwargs)
+        address = self.answers[min(self.lookups, len(self.answers) - 1)]
+        self.lookups += 1
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked(credentials, receiver_factory, monkeypatch):
+    receiver = receiver_factory([200])
+    port = urlsplit(receiver.url).port
+    # The first lookup (the check) gives the receiver; any later one an address where nothing listens.
+    dns = FakeDns("hooks.faceauth.test", ["127.0.0.1", "127.0.0.2"])
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    url = f"http://hooks.faceauth.test:{port}/hook"
+    webhooks.endpoint_set(client=credentials.client, url=url, secret=SECRET)
+    finished_enrollment(credentials)
+    assert webhooks.deliver_due(worker_id="w1") == 1
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED
+    assert dns.lookups == 1  # resolved once, for the check; the connection used that answer
+    assert receiver.received[0]["headers"]["Host"] == f"hooks.faceauth.test:{port}"
+    assert receiver.received[0]["verified"]
+
+
+def test_dns_rebinding_cannot_turn_a_public_host_into_a_local_one(
+    credentials, receiver_factory, monkeypatch, settings
+):
+    settings.FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS = False
+    settings.FACEAUTH_WEBHOOK_TIMEOUT_SECONDS = 1.0
+    receiver = receiver_factory([200])
+    port = urlsplit(receiver.url).port
+    # Public for the check (TEST-NET would not pass: it is reserved), loopback afterwards.
+    dns = FakeDns("hooks.faceauth.test", ["203.0.113.200", "127.0.0.1"])
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    monkeypatch.setattr(webhooks.ipaddress, "ip_address", _global_test_net)
+    url = f"http://hooks.faceauth.test:{port}/hook"
+    webhooks.endpoint_set(client=credentials.client, url=url, secret=SECRET)
+    finished_enrollment(credentials)
+    webhooks.deliver_due(worker_id="w1")
+    assert receiver.received == []  # never reached through the second answer
+    assert dns.lookups == 1
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.PENDING  # retried later
+
+
+def _global_test_net(address: str):
+    """ipaddress.ip_address, except that 203.0.113.200 (TEST-NET-3, unroutable) counts as a
+    public address, so the test never sends anything to a real host."""
+    if address == "203.0.113.200":
+        return SimpleNamespace(is_global=True)
+    return _REAL_IP_ADDRESS(address)
+
+
+_REAL_IP_ADDRESS = ipaddress.ip_address
 
 
 def test_removed_endpoint_fails_pending_deliveries(credentials):
