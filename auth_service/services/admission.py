@@ -33,6 +33,7 @@ from datetime import timedelta
 import psutil
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 
 from auth_service.errors import Overloaded
@@ -43,6 +44,10 @@ PUBLISH_INTERVAL = 1.0  # seconds between a worker's figures in the cache
 REPORT_TTL = 5  # seconds: a worker that stopped publishing is forgotten after this
 # A session created this recently that has not connected yet is about to add its load.
 STARTING_SESSION_SECONDS = 30
+# A session that connected this recently is not yet in the published CPU figures (measured
+# over the last PUBLISH_INTERVAL, published up to PUBLISH_INTERVAL late): counted as starting,
+# or a crowd arriving within a second would all be admitted against the same old figures.
+JUST_STARTED_SECONDS = 2 * PUBLISH_INTERVAL
 _REGISTRY_KEY = "faceauth:admission:workers"
 # A frame's CPU cost before any is measured: about twice what a 640x480 frame costs on a
 # current x86 core, so a cold server admits somewhat fewer sessions than it could carry.
@@ -202,9 +207,13 @@ def _cpu_decision(
 
 
 def _starting_sessions() -> int:
-    """Sessions created recently that have not connected yet (they start streaming soon)."""
-    since = timezone.now() - timedelta(seconds=STARTING_SESSION_SECONDS)
-    return AuthSession.objects.filter(status=SessionStatus.PENDING, created_at__gte=since).count()
+    """Sessions whose load the published figures do not show yet: created recently and not
+    connected (they start streaming soon), or connected within the last two publications."""
+    now = timezone.now()
+    return AuthSession.objects.filter(
+        Q(status=SessionStatus.PENDING, created_at__gte=now - timedelta(seconds=STARTING_SESSION_SECONDS))
+        | Q(status=SessionStatus.ACTIVE, started_at__gte=now - timedelta(seconds=JUST_STARTED_SECONDS))
+    ).count()
 
 
 def admit_new_session() -> None:

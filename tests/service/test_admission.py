@@ -4,9 +4,12 @@ connects anyway gets a clear error and close 4503 while its session stays usable
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
 from auth_service.errors import Overloaded
 from auth_service.models import AuthSession, SessionStatus
@@ -66,6 +69,22 @@ def test_cpu_demand_of_the_sessions_about_to_start_is_counted(db):
     # A second host adds its cores.
     publish(worker="host-b:1", host="host-b", cpu_per_second=0.0, frames_per_second=0.0, cores=2)
     assert admission.decide(starting_sessions=13).admit
+
+
+def test_sessions_not_yet_in_the_measured_figures_count_as_starting(credentials):
+    def create() -> AuthSession:
+        return sessions.enrollment_session_create(
+            client=credentials.client, user_id="user123", target_samples=3
+        ).session
+
+    waiting, just_connected, streaming, old_pending = create(), create(), create(), create()
+    sessions.transition(just_connected, SessionStatus.ACTIVE, started_at=timezone.now())
+    # Streaming for a while: its CPU is already in the published figures.
+    sessions.transition(streaming, SessionStatus.ACTIVE, started_at=timezone.now() - timedelta(seconds=10))
+    # Created long ago and never connected: abandoned, not about to start.
+    AuthSession.objects.filter(pk=old_pending.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert waiting.status == SessionStatus.PENDING
+    assert admission._starting_sessions() == 2  # waiting and just_connected
 
 
 def test_cpu_taken_by_other_processes_on_the_host_is_not_offered(db):
