@@ -8,9 +8,11 @@ Templates: N/5 synthetic people of 5 templates each, every template a noisy copy
 person's random direction (same-person cosine about 0.8, different-person about 0 +- 0.09,
 as SFace's on real faces). Queries: a new noisy sample of a random enrolled person, one probe
 per search, k = 10, as services.gallery asks. Backends are the service's own classes:
-MemoryGallery (blocked matrix products) and PgvectorGallery (HNSW, cosine) on a throwaway
-PostgreSQL 16 + pgvector 0.6 from the pgserver wheel, filled by binary COPY, index built
-after the fill. recall@1: how often the backend's best template is exact search's best.
+MemoryGallery (blocked matrix products) and PgvectorGallery (an HNSW shortlist, then every
+template of the shortlisted people scored exactly) on a throwaway PostgreSQL 16 + pgvector 0.6
+from the pgserver wheel, filled by binary COPY, indexes built after the fill. recall@1: how
+often the backend's best template is exact search's best; for pgvector also hnsw@1, the same
+for the HNSW walk's own first hit before the exact rescoring (not timed).
 Timings are per search (milliseconds); "x floor" is the ratio to a baseline measured in the
 same run at the same size: one pass reading the gallery matrix (its float32 sum), the least an
 exact search must spend. person@1: how often the best template belongs to exact search's
@@ -49,7 +51,7 @@ TARGETS = [
     # (backend, size, what, relation, target)
     ("memory", 100_000, "p95_ms", "<=", 10.0),
     ("pgvector", 1_000_000, "p95_ms", "<=", 50.0),
-    ("pgvector", 1_000_000, "recall_at_1", ">=", 0.99),
+    ("pgvector", 1_000_000, "recall_at_1", ">=", 0.99),  # search's, after the exact rescoring
     ("pgvector", 1_000_000, "person_in_shortlist", ">=", 0.99),  # what the 1:N decision uses
 ]
 
@@ -95,6 +97,12 @@ def timed_searches(backend, client_id: str, probes: np.ndarray) -> tuple[list[fl
     return times, best
 
 
+def recall_at_1(best: list, exact: list) -> float:
+    """The share of searches whose first hit is exact search's first hit."""
+    pairs = zip(best, exact, strict=True)
+    return round(float(np.mean([b[0].template_id == e[0].template_id for b, e in pairs])), 4)
+
+
 def summary(times: list[float], best: list, exact: list) -> dict:
     """Latency, recall@1 (the same best template as exact search) and the share of searches
     whose best template belongs to exact search's best person (what identification needs)."""
@@ -102,7 +110,7 @@ def summary(times: list[float], best: list, exact: list) -> dict:
     return {
         "median_ms": round(float(np.median(times)), 3),
         "p95_ms": round(float(np.percentile(times, 95)), 3),
-        "recall_at_1": round(float(np.mean([b[0].template_id == e[0].template_id for b, e in pairs])), 4),
+        "recall_at_1": recall_at_1(best, exact),
         "person_at_1": round(float(np.mean([b[0].user_id == e[0].user_id for b, e in pairs])), 4),
         "person_in_shortlist": round(
             float(np.mean([e[0].user_id in {hit.user_id for hit in b} for b, e in pairs])), 4
@@ -136,9 +144,11 @@ def run(sizes: list[int], queries: int, ef_searches: list[int], with_pgvector: b
             for ef_search in ef_searches:  # one index, several search breadths
                 index.connection().execute(f"SET hnsw.ef_search = {int(ef_search)}")
                 times, best = timed_searches(index, client_id, probes)
+                walked = [index.hnsw_nearest(client_id, probe[None, :], K)[0] for probe in probes]
                 results["runs"].append({
                     "backend": "pgvector", "size": size, "ef_search": ef_search, "read_floor_ms": floor,
-                    **summary(times, best, exact), "fill_and_index_s": round(build, 1),
+                    **summary(times, best, exact), "hnsw_recall_at_1": recall_at_1(walked, exact),
+                    "fill_and_index_s": round(build, 1),
                 })
                 print("measured", results["runs"][-1], file=sys.stderr, flush=True)
             index.drop(client_id)
@@ -169,11 +179,12 @@ def main() -> int:
         return 0
     print(f"1:N search, one probe, k={K}, {queries} queries per row")
     print(f"{'backend':9s} {'ef_search':>9s} {'templates':>10s} {'median ms':>10s} {'p95 ms':>8s} "
-          f"{'recall@1':>9s} {'person@1':>9s} {'shortlist':>9s} {'x floor':>8s} {'fill+index s':>12s}")
+          f"{'recall@1':>9s} {'person@1':>9s} {'shortlist':>9s} {'hnsw@1':>7s} {'x floor':>8s} "
+          f"{'fill+index s':>12s}")
     for row in results["runs"]:
         print(f"{row['backend']:9s} {row.get('ef_search', ''):>9} {row['size']:10d} {row['median_ms']:10.2f} "
               f"{row['p95_ms']:8.2f} {row['recall_at_1']:9.4f} {row['person_at_1']:9.4f} "
-              f"{row['person_in_shortlist']:9.4f} "
+              f"{row['person_in_shortlist']:9.4f} {row.get('hnsw_recall_at_1', ''):>7} "
               f"{row['median_vs_read_floor']:8.2f} {row.get('fill_and_index_s', ''):>12}")
     print()
     for backend, size, what, relation, target in TARGETS:

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from auth_service.services import galleries, gallery
 from auth_service.services.galleries import TemplateMatrix
 from auth_service.services.galleries.memory import MemoryGallery
-from auth_service.services.galleries.pgvector import PgvectorGallery, table_name
+from auth_service.services.galleries.pgvector import SEARCH_SQL, PgvectorGallery, table_name
 from tests.live_server import REPO, clean_environment
 from tests.pgvector_server import PgvectorUnavailable, pgvector_server
 
@@ -60,6 +60,34 @@ def test_hnsw_search_finds_what_exact_search_finds(pgvector_url):
     top1 = np.mean([f[0].template_id == e[0].template_id for f, e in zip(found, expected, strict=True)])
     assert top1 >= 0.99
     assert all(abs(f[0].similarity - e[0].similarity) < 1e-4 for f, e in zip(found, expected, strict=True))
+    index.drop(client_id)
+
+
+def test_search_scores_every_template_of_the_people_hnsw_found(pgvector_url):
+    """With ef_search 1 the HNSW walk returns one template per probe; search must return all
+    four templates of its person, the three the walk did not return included, ranked by exact
+    similarity, so that person's best template comes first whichever one the walk reached (at
+    1,000,000 templates the walk's first hit is often another template of the right person:
+    bench/gallery.py). The plan must use the HNSW index, then the user_id index."""
+    templates = synthetic(4000, seed=2)
+    client_id = str(uuid.uuid4())
+    index = PgvectorGallery(pgvector_url, loader=lambda _: templates, ef_search=1)
+    # Each probe the mean of one person's 4 templates: near-ties between them.
+    probes = templates.vectors.reshape(-1, 4, 128)[::10].mean(axis=1)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    walked = index.hnsw_nearest(client_id, probes, 10)
+    found = index.search(client_id, probes, 10)
+    for probe, shortlist, hits in zip(probes, walked, found, strict=True):
+        assert len(shortlist) == 1
+        person = templates.user_ids == shortlist[0].user_id
+        similarities = templates.vectors[person] @ probe
+        ranked = np.argsort(-similarities)
+        assert [hit.template_id for hit in hits] == templates.template_ids[person][ranked].tolist()
+        assert np.allclose([hit.similarity for hit in hits], similarities[ranked], atol=1e-5)
+    plan = "\n".join(row[0] for row in index.connection().execute(
+        "EXPLAIN " + SEARCH_SQL.format(table=table_name(client_id)), {"probe": probes[0], "k": 10}
+    ))
+    assert f"{table_name(client_id)}_hnsw" in plan and f"{table_name(client_id)}_user_id" in plan, plan
     index.drop(client_id)
 
 

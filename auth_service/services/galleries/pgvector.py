@@ -3,10 +3,17 @@ galleries too large to scan (p95 under 50 ms at 1,000,000 templates: bench/galle
 
 Each client has its own table ``faceauth_gallery_<client id hex>`` (template_id, user_id,
 embedding vector(128)) with its own HNSW index, so a search never filters other clients'
-vectors out of an approximate result. The tables are a derived index of FaceTemplate, not
-schema: created and filled from the database on a client's first search or change, refilled by
-``manage.py gallery_index --rebuild``. Every write of one client holds a transaction-level
-advisory lock, so a fill and a concurrent change cannot interleave."""
+vectors out of an approximate result, and a btree index on user_id. A search is exact over
+the people HNSW finds: the HNSW walk shortlists the k nearest templates, then every template
+of their users (found by user_id) is scored exactly and the k best are returned. HNSW often
+reaches a person through one template while skipping that person's nearest one; identification
+scores people, so only a person the walk missed entirely can be missed.
+
+The tables are a derived index of FaceTemplate, not schema: created and filled from the
+database on a client's first search or change (also when a table lacks the user_id index, as
+made before searches needed it), refilled by ``manage.py gallery_index``. Every write of one
+client holds a transaction-level advisory lock, so a fill and a concurrent change cannot
+interleave."""
 
 from __future__ import annotations
 
@@ -35,8 +42,23 @@ def table_name(client_id: str) -> str:
     return TABLE_PREFIX + uuid.UUID(str(client_id)).hex
 
 
-def _drop(client_id: str) -> sql.Composed:
-    return sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table_name(client_id)))
+# The HNSW walk: the k nearest templates, approximately (hnsw.ef_search sets how widely it looks).
+HNSW_NEAREST_SQL = (
+    "SELECT template_id, user_id, embedding <=> %(probe)s FROM {table} "
+    "ORDER BY embedding <=> %(probe)s LIMIT %(k)s"
+)
+# Exact over the people the walk found: all their templates by the user_id index, ranked by
+# exact cosine distance. MATERIALIZED keeps the planner from ranking them by an HNSW scan.
+SEARCH_SQL = (
+    "WITH shortlist AS MATERIALIZED (" + HNSW_NEAREST_SQL + "), "
+    "scored AS MATERIALIZED (SELECT template_id, user_id, embedding <=> %(probe)s AS distance "
+    "FROM {table} WHERE user_id = ANY (ARRAY(SELECT user_id FROM shortlist))) "
+    "SELECT template_id, user_id, distance FROM scored ORDER BY distance, template_id LIMIT %(k)s"
+)
+
+
+def _drop(name: str) -> sql.Composed:
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name))
 
 
 class PgvectorGallery:
@@ -76,18 +98,23 @@ class PgvectorGallery:
             )
 
     def search(self, client_id: str, probes: np.ndarray, k: int) -> list[list[Hit]]:
+        return self._run(SEARCH_SQL, client_id, probes, k)
+
+    def hnsw_nearest(self, client_id: str, probes: np.ndarray, k: int) -> list[list[Hit]]:
+        """HNSW's k nearest templates alone, without the exact rescoring of their users (what
+        ``search`` starts from; bench/gallery.py reports its recall beside search's)."""
+        return self._run(HNSW_NEAREST_SQL, client_id, probes, k)
+
+    def _run(self, statement: str, client_id: str, probes: np.ndarray, k: int) -> list[list[Hit]]:
         connection = self.connection()
         if not self._exists(connection, client_id):
             with self._client_transaction(client_id):
                 pass  # creates and fills the client's table
-        query = sql.SQL(
-            "SELECT template_id, user_id, 1 - (embedding <=> %(p)s) FROM {} "
-            "ORDER BY embedding <=> %(p)s LIMIT %(k)s"
-        ).format(sql.Identifier(table_name(client_id)))
+        query = sql.SQL(statement).format(table=sql.Identifier(table_name(client_id)))
         results = []
         for probe in np.asarray(probes, np.float32).reshape(-1, EMBEDDING_SIZE):
-            rows = connection.execute(query, {"p": probe, "k": int(k)}).fetchall()
-            results.append([Hit(int(row[0]), row[1], float(row[2])) for row in rows])
+            rows = connection.execute(query, {"probe": probe, "k": int(k)}).fetchall()
+            results.append([Hit(int(row[0]), row[1], 1.0 - float(row[2])) for row in rows])
         return results
 
     def rebuild(self, client_id: str) -> int:
@@ -95,16 +122,17 @@ class PgvectorGallery:
         connection = self.connection()
         with connection.transaction():
             self._lock(connection, client_id)
-            connection.execute(_drop(client_id))
+            connection.execute(_drop(table_name(client_id)))
         with self._client_transaction(client_id) as (connection, table):
             return connection.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
 
     def drop(self, client_id: str) -> None:
-        self.connection().execute(_drop(client_id))
+        self.connection().execute(_drop(table_name(client_id)))
 
     def _exists(self, connection: psycopg.Connection, client_id: str) -> bool:
-        row = connection.execute("SELECT to_regclass(%s)", (table_name(client_id),)).fetchone()
-        return row[0] is not None
+        # The user_id index, not the table: a table made before searches needed it is rebuilt.
+        index = _user_index(table_name(client_id))
+        return connection.execute("SELECT to_regclass(%s)", (index,)).fetchone()[0] is not None
 
     @staticmethod
     def _lock(connection: psycopg.Connection, client_id: str) -> None:
@@ -122,10 +150,15 @@ class PgvectorGallery:
             yield connection, sql.Identifier(table_name(client_id))
 
 
+def _user_index(name: str) -> str:
+    return name + "_user_id"
+
+
 def create_table(connection: psycopg.Connection, name: str, templates: TemplateMatrix) -> None:
-    """Creates a gallery table, fills it (binary COPY) and builds its HNSW index afterwards,
+    """(Re)creates a gallery table, fills it (binary COPY) and builds its indexes afterwards,
     which is several times faster than indexing row by row."""
     table = sql.Identifier(name)
+    connection.execute(_drop(name))
     connection.execute(
         sql.SQL(
             "CREATE TABLE {} (template_id bigint PRIMARY KEY, user_id text NOT NULL, "
@@ -133,6 +166,12 @@ def create_table(connection: psycopg.Connection, name: str, templates: TemplateM
         ).format(table, sql.Literal(EMBEDDING_SIZE))
     )
     _copy_rows(connection, table, templates, upsert=False)
+    connection.execute(
+        sql.SQL("CREATE INDEX {} ON {} (user_id)").format(sql.Identifier(_user_index(name)), table)
+    )
+    # Statistics now, not at autovacuum's leisure: the planner then knows from the first search
+    # that a few users' rows are a handful, which the user_id index fetches.
+    connection.execute(sql.SQL("ANALYZE {}").format(table))
     connection.execute(
         sql.SQL(
             "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
