@@ -4,11 +4,13 @@
 
 For each seed (0..N-1) the challenge sequence is ``draw_challenges(random.Random(seed))``.
 - obeying: a person following the prompts (face_engine.challenge_player.play_obeying),
-  played from a clip that has a stretch for every drawn action, taking the covering clips in
-  turn; seeds whose sequence no clip covers are counted apart.
+  resting at a rest of a clip from which the clip shows every drawn action (of those that
+  do, the most versatile: ``Rest.rank``); seeds whose sequence no rest covers are counted
+  apart, with the reason.
 - straight replay: every clip from its start, looped, whatever the prompts.
 - screen replay: every clip on a simulated phone screen (face_engine.attacks), played once.
-Prints each clip's stretches, then pass/fail rates and the failure codes."""
+Prints each clip's rests with their registering stretches, each seed's outcome, then
+pass/fail rates and the failure codes."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import random
 import sys
 import time
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +43,21 @@ def rate(results: list[player.RunResult], *, live: bool) -> dict:
     }
 
 
+def not_covered_because(indexes: list[player.ClipIndex], sequence: list[str]) -> str:
+    """Why no rest covers ``sequence``: an action no rest shows, or two no rest shows together."""
+    rests = [rest for index in indexes for rest in index.rests]
+    codes = list(dict.fromkeys(sequence))
+    showing = {code: [rest for rest in rests if rest.stretches(code)] for code in codes}
+    missing = [code for code in codes if not showing[code]]
+    if missing:
+        return f"no clip shows {' or '.join(missing)} from any rest"
+    for first, second in combinations(codes, 2):
+        if not set(showing[first]) & set(showing[second]):
+            return (f"no rest shows both {first} and {second} ({first} from {len(showing[first])} rests, "
+                    f"{second} from {len(showing[second])})")
+    return "no rest shows all three"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -56,18 +74,25 @@ def main() -> int:
     started = time.monotonic()
     indexes = [player.index_clip(path) for path in paths]
     for index in indexes:
-        print(json.dumps(index.summary()), flush=True)
+        for rest in index.summary()["rests"]:
+            print(json.dumps(rest), flush=True)
     sequences = [draw_challenges(random.Random(seed)) for seed in range(args.seeds)]
 
-    obeying, uncovered, used = [], 0, Counter()
+    obeying, uncovered, used, per_seed = [], 0, Counter(), []
     for seed, sequence in enumerate(sequences):
-        covering = [index for index in indexes if index.covers(sequence)]
+        covering = [(index, rest) for index in indexes for rest in index.covering(sequence)]
         if not covering:
             uncovered += 1
-            continue
-        index = covering[seed % len(covering)]
-        used[index.path.name] += 1
-        obeying.append(player.play_obeying(index, sequence, seed=seed))
+            outcome = f"not coverable: {not_covered_because(indexes, sequence)}"
+        else:
+            index, rest = min(covering, key=lambda pair: pair[1].rank)
+            used[index.path.name] += 1
+            result = player.play_obeying(index, sequence, seed=seed, rest=rest)
+            obeying.append(result)
+            outcome = (f"{'passed' if result.live else 'failed: ' + str(result.failure)} after "
+                       f"{result.frames} frames, resting at {rest.where} ({len(covering)} rests cover it)")
+        per_seed.append(f"seed {seed} {','.join(sequence)}: {outcome}")
+        print(per_seed[-1], flush=True)
 
     straight, screen = [], []
     for index in [] if args.no_replays else indexes:
@@ -79,7 +104,8 @@ def main() -> int:
     summary = {
         "seeds": args.seeds,
         "clips": [path.name for path in paths],
-        "obeying_pass": {**rate(obeying, live=True), "seeds_without_a_covering_clip": uncovered,
+        "obeying_pass": {**rate(obeying, live=True), "seeds_without_a_covering_rest": uncovered,
+                         "passed_of_all_seeds": f"{sum(result.live for result in obeying)}/{args.seeds}",
                          "clips_used": dict(used)},
         "straight_replay_fail": rate(straight, live=False),
         "screen_replay_fail": rate(screen, live=False),
@@ -94,7 +120,7 @@ def main() -> int:
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps({**summary, "per_seed": per_seed}))
     else:
         for key, value in summary.items():
             print(f"{key}: {json.dumps(value)}")
