@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 
-from tests.live_server import REPO, LiveServer, clean_environment, live_server
+from tests.live_server import REPO, LiveServer, clean_environment, live_server, production_environment
 
 CLIENT = REPO / "test_websocket_auth.py"
 POSTGRES_URL = os.environ.get("FACEAUTH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -90,6 +89,16 @@ def _require_redis() -> None:
         pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
 
 
+@contextlib.contextmanager
+def postgres_and_redis(name: str) -> Iterator[dict[str, str]]:
+    """The settings of a production server on a fresh PostgreSQL database and the shared Redis
+    under its own key prefix (so parallel runs never collide); skips when either is missing."""
+    _require_redis()
+    with postgres_database() as database_url:
+        yield {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL,
+               "FACEAUTH_CACHE_KEY_PREFIX": f"faceauth-{name}-{secrets.token_hex(4)}"}
+
+
 @pytest.fixture(scope="module", params=["sqlite-memory", "postgres-redis"])
 def server(request, tmp_path_factory, faces_dir) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp(request.param)
@@ -98,16 +107,5 @@ def server(request, tmp_path_factory, faces_dir) -> Iterator[Server]:
         env = clean_environment(FACEAUTH_DATA_DIR=str(workdir / "data"))
         yield from start_server(request.param, workdir, env)
         return
-    _require_redis()
-    with postgres_database() as database_url:
-        env = clean_environment(
-            FACEAUTH_DATA_DIR=str(workdir / "data"),
-            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-            DJANGO_DEBUG="0",
-            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-            FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-            DATABASE_URL=database_url,
-            REDIS_URL=REDIS_URL,
-            FACEAUTH_CACHE_KEY_PREFIX=f"faceauth-e2e-{secrets.token_hex(4)}",
-        )
-        yield from start_server(request.param, workdir, env)
+    with postgres_and_redis("e2e") as services:
+        yield from start_server(request.param, workdir, production_environment(workdir, **services))

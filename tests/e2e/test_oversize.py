@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from tests.live_server import REPO, LiveServer, live_server, production_environment, runserver_command
 
-from .conftest import REDIS_URL, _require_redis, postgres_database
+from .conftest import postgres_and_redis
 
 LIMIT = 1_400_000  # FACEAUTH_MAX_MESSAGE_BYTES (default)
 SERVER_LIMIT = 2 * LIMIT  # what the servers are configured with (config/settings.py)
@@ -65,10 +65,8 @@ def server(request, tmp_path_factory) -> Iterator[LiveServer]:
         return
     if not PRODUCTION_SCRIPT.exists():
         pytest.skip("scripts/serve-production.sh is not in this checkout")
-    _require_redis()
-    with postgres_database() as database_url:
-        env = _env(workdir, DATABASE_URL=database_url, REDIS_URL=REDIS_URL, WEB_CONCURRENCY="2",
-                   FACEAUTH_CACHE_KEY_PREFIX=f"faceauth-oversize-{secrets.token_hex(4)}")
+    with postgres_and_redis("oversize") as services:
+        env = _env(workdir, WEB_CONCURRENCY="2", **services)
         with live_server(request.param, workdir, env, command=production_command) as started:
             yield started
 

@@ -26,7 +26,7 @@ from websockets.sync.client import connect
 from tests.live_server import live_server, production_environment, runserver_command
 from tests.webhook_receiver import Receiver
 
-from .conftest import REDIS_URL, Server, _require_redis, postgres_database
+from .conftest import Server, postgres_and_redis
 from .test_oversize import PRODUCTION_SCRIPT, production_command
 
 MAN = "video/liveportrait_d9.mp4"
@@ -59,11 +59,8 @@ def server(request, tmp_path, faces_dir) -> Iterator[Server]:
         return
     if not PRODUCTION_SCRIPT.exists():
         pytest.skip("scripts/serve-production.sh is not in this checkout")
-    _require_redis()
-    with postgres_database() as database_url:
-        env = _env(tmp_path, DATABASE_URL=database_url, REDIS_URL=REDIS_URL, WEB_CONCURRENCY="2",
-                   FACEAUTH_ENGINE_THREADS="1",
-                   FACEAUTH_CACHE_KEY_PREFIX=f"faceauth-restart-{secrets.token_hex(4)}")
+    with postgres_and_redis("restart") as services:
+        env = _env(tmp_path, WEB_CONCURRENCY="2", FACEAUTH_ENGINE_THREADS="1", **services)
         with live_server(request.param, tmp_path, env, server_class=Server,
                          command=production_command) as started:
             yield started

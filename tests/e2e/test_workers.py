@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 from face_engine.video import fit_frame, video_frames
 from tests.live_server import REPO, LiveServer, clean_environment, free_port
 
-from .conftest import REDIS_URL, _require_redis, postgres_database
+from .conftest import postgres_and_redis
 
 CLIP = "video/liveportrait_d10.mp4"  # blinks at 4 s and 7.6 s
 
@@ -54,19 +54,16 @@ def production_worker(name: str, workdir: Path, env: dict[str, str]) -> Iterator
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory, faces_dir) -> Iterator[tuple[LiveServer, LiveServer]]:
-    _require_redis()
     workdir = tmp_path_factory.mktemp("workers")
-    with postgres_database() as database_url:
+    with postgres_and_redis("workers") as services:
         env = clean_environment(
             FACEAUTH_DATA_DIR=str(workdir / "data"),
             DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
             FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-            DATABASE_URL=database_url,
-            REDIS_URL=REDIS_URL,
-            FACEAUTH_CACHE_KEY_PREFIX=f"faceauth-workers-{secrets.token_hex(4)}",
             WEB_CONCURRENCY="1",
             FACEAUTH_ENGINE_THREADS="1",
+            **services,
         )
         with production_worker("a", workdir, env) as a:
             a.credentials = json.loads(a.manage("create_client", "two-workers", "--json").stdout)
