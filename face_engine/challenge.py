@@ -287,7 +287,7 @@ class ChallengeTracker:
         waited = now - self._settle_from
         if waited < config.settle_seconds or len(self._poses) < config.reference_frames:
             return
-        reference = _median(list(self._poses)[-config.reference_frames:])
+        reference = median_pose(list(self._poses)[-config.reference_frames:])
         if (
             self._neutral is not None
             and waited < config.max_settle_seconds
@@ -365,5 +365,6 @@ class ChallengeTracker:
         )
 
 
-def _median(poses: list[tuple[float, float]]) -> tuple[float, float]:
+def median_pose(poses: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Yaw and pitch, each the median over ``poses`` (how a challenge's reference is taken)."""
     return (statistics.median(p[0] for p in poses), statistics.median(p[1] for p in poses))

@@ -50,6 +50,7 @@ from face_engine.challenge import (
     ActiveLivenessState,
     ChallengeConfig,
     ChallengeTracker,
+    median_pose,
 )
 from face_engine.liveness import LivenessTracker
 from face_engine.pipeline import analyze
@@ -295,14 +296,9 @@ def _rests(frames: list[Frame]) -> list[tuple[YawPitch, int, int]]:
         if end - start < NEUTRAL_FRAMES:
             start += 1
             continue
-        found.append((_median_pose(poses[start:end]), start, end))
+        found.append((median_pose(poses[start:end]), start, end))
         start = end
     return found
-
-
-def _median_pose(poses: Sequence[YawPitch]) -> YawPitch:
-    """Yaw and pitch each the median of ``poses``', as the tracker takes its reference."""
-    return (float(np.median([pose[0] for pose in poses])), float(np.median([pose[1] for pose in poses])))
 
 
 def _shares(pose: YawPitch, centre: YawPitch, config: ChallengeConfig) -> dict[str, float]:
