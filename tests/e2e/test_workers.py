@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -18,12 +17,11 @@ from pathlib import Path
 import cv2
 import pytest
 import requests
-from cryptography.fernet import Fernet
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from face_engine.video import fit_frame, video_frames
-from tests.live_server import REPO, LiveServer, clean_environment, free_port
+from tests.live_server import REPO, LiveServer, free_port, production_environment
 
 from .conftest import postgres_and_redis
 
@@ -56,15 +54,7 @@ def production_worker(name: str, workdir: Path, env: dict[str, str]) -> Iterator
 def workers(tmp_path_factory, faces_dir) -> Iterator[tuple[LiveServer, LiveServer]]:
     workdir = tmp_path_factory.mktemp("workers")
     with postgres_and_redis("workers") as services:
-        env = clean_environment(
-            FACEAUTH_DATA_DIR=str(workdir / "data"),
-            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-            FACEAUTH_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-            WEB_CONCURRENCY="1",
-            FACEAUTH_ENGINE_THREADS="1",
-            **services,
-        )
+        env = production_environment(workdir, WEB_CONCURRENCY="1", FACEAUTH_ENGINE_THREADS="1", **services)
         with production_worker("a", workdir, env) as a:
             a.credentials = json.loads(a.manage("create_client", "two-workers", "--json").stdout)
             with production_worker("b", workdir, env) as b:
