@@ -1,7 +1,7 @@
 """Passive liveness bench: APCER/BPCER per attack kind and live variation, and the per-frame
 tracking-path median against a JPEG decode baseline measured in the same run.
 
-    .venv/bin/python bench/liveness_bench.py [--faces ../shared/faces] [--seed 0] [--json]
+    .venv/bin/python bench/liveness_bench.py [--faces ../shared/faces] [--seed 0] [--json] [--face-tracking]
 
 Every synthesised attack (face_engine/attacks.py: every photo kind on every single-face photo
 and on a frame of every live clip, and a screen replay of every live clip), every shared live
@@ -21,14 +21,16 @@ from face_engine import attacks, benchmark, liveness_eval
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 
 
-def run(faces: Path, seed: int) -> list[liveness_eval.ClipResult]:
+def run(faces: Path, seed: int, face_tracking: bool = False) -> list[liveness_eval.ClipResult]:
     results = []
     for clip in attacks.live_clips(faces):
         frames = liveness_eval.file_frames(clip, 10.0)
-        results.append(liveness_eval.evaluate(clip.name, "live", "original", frames))
+        results.append(
+            liveness_eval.evaluate(clip.name, "live", "original", frames, face_tracking=face_tracking)
+        )
         print(json.dumps(results[-1].as_dict()), file=sys.stderr, flush=True)
     for presentation in attacks.live_set(faces, seed) + attacks.attack_set(faces, seed):
-        results.append(liveness_eval.evaluate_presentation(presentation))
+        results.append(liveness_eval.evaluate_presentation(presentation, face_tracking=face_tracking))
         print(json.dumps(results[-1].as_dict()), file=sys.stderr, flush=True)
     return results
 
@@ -53,13 +55,15 @@ def main() -> int:
     parser.add_argument("--faces", default=str(SHARED_FACES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timing-frames", type=int, default=30, help="frames per clip for the timing")
+    parser.add_argument("--face-tracking", action="store_true",
+                        help="follow the face between detections (FACEAUTH_FACE_TRACKING)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     faces = Path(args.faces)
     if not (faces / "video").is_dir():
         print(f"{faces}/video is absent: nothing to measure", file=sys.stderr)
         return 2
-    results = run(faces, args.seed)
+    results = run(faces, args.seed, args.face_tracking)
     summary = liveness_eval.summary(results)
     figures = benchmark.run(benchmark.default_videos(), per_video=args.timing_frames)
     timing = {

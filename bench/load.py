@@ -270,12 +270,17 @@ async def simulated_user(index: int, users: int, load: Load) -> None:
             continue
         created = response.json()
         position, outcome = await stream(created["websocket_url"], load, position, rng)
+        while outcome == "overloaded" and loop.time() < load.deadline:
+            # As the guide says: the session stays pending; connect to it again shortly.
+            await asyncio.sleep(min(1.0, max(0.0, load.deadline - loop.time())))
+            position, outcome = await stream(created["websocket_url"], load, position, rng)
         if outcome == "success" and kind == "enrollment":
             load.enrolled.add(user_id)
 
 
 async def stream(url: str, load: Load, position: int, rng: random.Random) -> tuple[int, str | None]:
-    """Streams frames to one session until it completes, fails or the run ends."""
+    """Streams frames to one session until it completes, fails or the run ends. The outcome:
+    "success", "failure", "overloaded" (refused at connection) or None."""
     figures = load.figures
     sent: collections.deque[float] = collections.deque()
     loop = asyncio.get_running_loop()
@@ -285,7 +290,7 @@ async def stream(url: str, load: Load, position: int, rng: random.Random) -> tup
             hello = json.loads(await ws.recv())
             if hello.get("type") != "connection_established":
                 figures.errors[f"ws_{hello.get('code', hello.get('type'))}"] += 1
-                return position, None
+                return position, "overloaded" if hello.get("code") == "overloaded" else None
 
             async def sender() -> None:
                 nonlocal position
@@ -499,7 +504,9 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
     users = start
     while True:
         run = run_load(server, token, messages, users, duration, enrolled)
-        print(f"  find-capacity: {run.summary()} -> {'pass' if run.passed() else 'fail'}", flush=True)
+        codes = ", ".join(f"{code} {count}" for code, count in run.figures.errors.most_common())
+        print(f"  find-capacity: {run.summary()} -> {'pass' if run.passed() else 'fail'}"
+              + (f" ({codes})" if codes else ""), flush=True)
         time.sleep(3)  # let closed sessions end before the next step
         if run.passed():
             best, low = run, users

@@ -227,9 +227,9 @@ FACEAUTH_MAX_FPS = env_int("FACEAUTH_MAX_FPS", 10, minimum=1)
 # Token bucket: frames average at most FACEAUTH_MAX_FPS a second, with up to this many
 # sent early (network and scheduling jitter bring arrivals closer than 1000/fps ms).
 FACEAUTH_FRAME_BURST = env_int("FACEAUTH_FRAME_BURST", 3, minimum=1)
-# Admission control (services.admission): new sessions get 503 "overloaded" when the engine's
-# p95 frame latency (queue + work) is above this (0 turns admission control off) or when
-# their load would take the engine CPU past this share of the cores.
+# Admission control (services.admission): new sessions get 503 "overloaded" when frames wait
+# longer than this for an engine thread (p95; 0 turns admission control off) or when all open
+# sessions and the new one would take the engine CPU past this share of the cores.
 FACEAUTH_ADMISSION_LATENCY_MS = env_int("FACEAUTH_ADMISSION_LATENCY_MS", 100, minimum=0)
 FACEAUTH_ADMISSION_CPU_SHARE = env_float("FACEAUTH_ADMISSION_CPU_SHARE", 0.85)
 # Follow the face between detections (face_engine.FaceTracker) instead of detecting every

@@ -22,7 +22,7 @@ import numpy as np
 from face_engine.attacks import MAX_FRAMES, Presentation, browser_frame
 from face_engine.errors import FaceEngineError, ImageError
 from face_engine.liveness import LivenessTracker
-from face_engine.pipeline import analyze
+from face_engine.pipeline import REDETECT_EVERY, FaceTracker
 from face_engine.types import DEFAULT_LIVENESS, LivenessConfig, LivenessState
 from face_engine.video import video_frames
 
@@ -55,16 +55,18 @@ class ClipResult:
 
 def evaluate_frames(
     frames: Iterable[np.ndarray], *, fps: float = 10.0, max_frames: int = MAX_FRAMES,
-    config: LivenessConfig = DEFAULT_LIVENESS,
+    config: LivenessConfig = DEFAULT_LIVENESS, face_tracking: bool = False,
 ) -> tuple[bool, LivenessState]:
     """Feed ``frames`` (already as the server receives them) to a tracker at ``fps``; stop at
-    the first live verdict or after ``max_frames``. Returns (live, last state)."""
+    the first live verdict or after ``max_frames``. Returns (live, last state). With
+    ``face_tracking`` the face is followed between detections, as FACEAUTH_FACE_TRACKING does."""
     tracker = LivenessTracker(config)
+    faces = FaceTracker(redetect_every=REDETECT_EVERY if face_tracking else 1)
     state = None
     for index, frame in enumerate(frames):
         if index >= max_frames:
             break
-        state = tracker.update(frame, analyze(frame), index / fps)
+        state = tracker.update(frame, faces.analyze(frame).analysis, index / fps)
         if state.live:
             return True, state
     if state is None:
@@ -74,13 +76,14 @@ def evaluate_frames(
 
 def evaluate(
     name: str, label: str, note: str, frames: Iterable[np.ndarray], *, fps: float = 10.0,
-    max_frames: int = MAX_FRAMES, config: LivenessConfig = DEFAULT_LIVENESS,
+    max_frames: int = MAX_FRAMES, config: LivenessConfig = DEFAULT_LIVENESS, face_tracking: bool = False,
 ) -> ClipResult:
     """One clip's result; an unreadable clip gives a result with ``error`` set."""
     if label not in LABELS:
         raise ValueError(f"label must be one of {LABELS}, not {label!r}")
     try:
-        live, state = evaluate_frames(frames, fps=fps, max_frames=max_frames, config=config)
+        live, state = evaluate_frames(frames, fps=fps, max_frames=max_frames, config=config,
+                                      face_tracking=face_tracking)
     except FaceEngineError as exc:
         return ClipResult(name, label, note, False, 0, False, 0, None, 0, error=exc.message)
     return ClipResult(name, label, note, live, state.blinks, state.head_motion, state.parallax_frames,
@@ -88,11 +91,11 @@ def evaluate(
 
 
 def evaluate_presentation(
-    presentation: Presentation, *, config: LivenessConfig = DEFAULT_LIVENESS
+    presentation: Presentation, *, config: LivenessConfig = DEFAULT_LIVENESS, face_tracking: bool = False,
 ) -> ClipResult:
     """Result of a synthesised clip, generated in memory."""
     return evaluate(presentation.name, presentation.label, presentation.kind, presentation.stream(),
-                    max_frames=presentation.frames, config=config)
+                    max_frames=presentation.frames, config=config, face_tracking=face_tracking)
 
 
 def file_frames(path: Path, fps: float) -> Iterator[np.ndarray]:

@@ -68,7 +68,8 @@ def _engine_thread_start() -> None:
 
 async def run_in_engine(function: Callable[..., T], *args: Any) -> T:
     """Runs a CPU-bound call in the engine pool and awaits it (counted in the engine
-    backlog gauge while queued or running, timed in the engine-time histogram)."""
+    backlog gauge while queued or running, timed in the engine-time histogram, its wait
+    for a thread told to admission control)."""
     loop = asyncio.get_running_loop()
     call = functools.partial(_timed, _measured, time.monotonic(), function, *args)
     with metrics.ENGINE_BACKLOG.track_inprogress():
@@ -76,12 +77,9 @@ async def run_in_engine(function: Callable[..., T], *args: Any) -> T:
 
 
 def _measured(submitted: float, function: Callable[..., T], *args: Any) -> T:
-    """Runs ``function`` and tells admission control how long the call took since it was
-    submitted (queue wait included)."""
-    try:
-        return function(*args)
-    finally:
-        admission.engine_load.record(time.monotonic() - submitted)
+    """Tells admission control how long the call waited for an engine thread, then runs it."""
+    admission.engine_load.record(time.monotonic() - submitted)
+    return function(*args)
 
 
 def _timed(function: Callable[..., T], *args: Any) -> T:
