@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from face_engine import models
@@ -13,24 +14,53 @@ from face_engine.types import Face, Match
 # 71,731 different-identity pairs match (`python -m face_engine calibrate`).
 DEFAULT_THRESHOLD = 0.363
 EMBEDDING_SIZE = 128
+SFACE_OUTPUT = "fc1"
 
 
 def embed(image: np.ndarray, face: Face) -> np.ndarray:
     """The face's identity embedding: (128,) float32 with unit L2 norm.
 
     The face is aligned on its 5 key points to SFace's 112x112 input first."""
-    row = np.concatenate(
-        [
-            np.array([face.box.x, face.box.y, face.box.width, face.box.height], np.float32),
-            face.keypoints.reshape(-1).astype(np.float32),
-            np.array([face.score], np.float32),
-        ]
-    ).reshape(1, 15)
-    recognizer = models.recognizer()
-    aligned = recognizer.alignCrop(image, row)
-    vector = recognizer.feature(aligned).reshape(-1).astype(np.float32)
+    aligned = align_crop(image, face)
+    blob = cv2.dnn.blobFromImage(aligned, swapRB=True)  # NCHW float32, RGB
+    vector = models.recognizer().run(blob)[SFACE_OUTPUT].reshape(-1)
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
+
+
+# Where SFace wants the five key points in its 112x112 input (right eye, left eye, nose tip,
+# right and left mouth corner), and their mean, as OpenCV's FaceRecognizerSF writes them.
+_SFACE_POINTS = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    np.float32,
+)
+_SFACE_MEAN = np.array([56.0262, 71.9008], np.float32)
+
+
+def align_crop(image: np.ndarray, face: Face) -> np.ndarray:
+    """The 112x112 crop SFace takes: the similarity transform (rotation, uniform scale, shift)
+    that maps the face's key points onto SFace's by least squares (Umeyama, 1991), computed
+    as OpenCV's FaceRecognizerSF.alignCrop does, then a bilinear warp."""
+    source = face.keypoints.astype(np.float32)
+    mean = source.mean(axis=0)
+    source_centred = source - mean
+    target_centred = _SFACE_POINTS - _SFACE_MEAN
+    # Products in float32 summed in float64, as OpenCV's C++ does: the same matrix to the last
+    # bit keeps the warp's sub-pixel steps, and so the embedding, identical.
+    covariance = (target_centred[:, :, None] * source_centred[:, None, :]).astype(np.float64).sum(axis=0)
+    covariance /= len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    signs = np.array([1.0, -1.0 if np.linalg.det(covariance) < 0 else 1.0])
+    if np.count_nonzero(singular > singular.max() * 2 * np.finfo(np.float32).tiny) == 1:
+        # Degenerate points (all on a line): keep the reflection-free rotation.
+        rotation = u @ vt if np.linalg.det(u) * np.linalg.det(vt) > 0 else u @ np.diag([1.0, -1.0]) @ vt
+    else:
+        rotation = u @ np.diag(signs) @ vt
+    variance = float((source_centred * source_centred).astype(np.float64).sum()) / len(source)
+    scale = float(singular @ signs) / variance if variance > 0 else 1.0
+    shift = _SFACE_MEAN - scale * rotation @ mean.astype(np.float64)
+    matrix = np.hstack([scale * rotation, shift[:, None]])
+    return cv2.warpAffine(image, matrix, (112, 112), flags=cv2.INTER_LINEAR)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from auth_service.errors import Overloaded
 from auth_service.models import AuthSession, SessionStatus
+from face_engine.models import usable_cores
 
 WINDOW_SECONDS = 5.0  # recent frames that the latency percentile looks at
 PUBLISH_INTERVAL = 1.0  # seconds between a worker's figures in the cache
@@ -69,13 +70,6 @@ class WorkerLoad:
     frames_per_second: float
     wait_p95: float  # seconds frames waited for an engine thread, over WINDOW_SECONDS
     frames_in_window: int
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class EngineLoad:
@@ -113,7 +107,7 @@ class EngineLoad:
         report = WorkerLoad(
             worker=self._worker,
             host=socket.gethostname(),
-            cores=_cores(),
+            cores=usable_cores(),
             cpu_per_second=(cpu - self._published_cpu) / elapsed if self._published_at else 0.0,
             host_cpu_per_second=(host - self._published_host) / elapsed if self._published_at else 0.0,
             frames_per_second=(self._frames - self._published_frames) / elapsed,
@@ -166,7 +160,7 @@ def decide(*, sessions: int) -> Decision:
         return Decision(True)
     loads = [load for load in worker_loads() if load.frames_in_window]
     if not loads:
-        return _cpu_decision(cpu_per_frame=COLD_FRAME_CPU, cores=_cores(), sessions=sessions)
+        return _cpu_decision(cpu_per_frame=COLD_FRAME_CPU, cores=usable_cores(), sessions=sessions)
     slowest = max(load.wait_p95 for load in loads)
     if slowest > target:
         return Decision(

@@ -15,6 +15,7 @@ from auth_service.errors import Overloaded
 from auth_service.models import AuthSession, SessionStatus
 from auth_service.services import admission, sessions
 from config.asgi import application
+from face_engine.models import usable_cores
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +39,7 @@ def publish(*, wait_p95: float = 0.02, cpu_per_second: float = 0.5, frames_per_s
 
 def test_a_cold_server_assumes_a_frame_cost_until_it_measures_one(db, settings):
     # 2 cores x 0.8 at 10 frames/s and 10 ms a frame: 16 sessions may stream at once.
-    settings.FACEAUTH_ADMISSION_CPU_SHARE = 0.8 * 2 / admission._cores()
+    settings.FACEAUTH_ADMISSION_CPU_SHARE = 0.8 * 2 / usable_cores()
     assert admission.decide(sessions=1).admit
     assert admission.decide(sessions=16).admit
     assert not admission.decide(sessions=17).admit
