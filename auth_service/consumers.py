@@ -3,7 +3,12 @@
 Thin by design: it parses messages (protocol), gates and processes frames (services.frames,
 in the engine thread pool), and persists through services.sessions (database thread). One
 socket owns one session; frames are handled strictly in order, and a lock keeps the
-deadline watchdog and a cancel from interleaving with a frame."""
+deadline watchdog and a cancel from interleaving with a frame.
+
+Messages are taken off the socket as they arrive and queued (``INBOX_SIZE``), with their
+arrival time, for one task that handles them in order: the frame rate limit judges when a
+client sent, not when a slow frame before it let the next one through (a queue drained as a
+burst would look like a client over the rate). A full queue stops reading from the socket."""
 
 from __future__ import annotations
 
@@ -45,6 +50,9 @@ MESSAGE_TOO_BIG = 1009
 PROGRESS_SAVE_INTERVAL = 1.0
 PROGRESS_REFRESH_INTERVAL = 5.0
 WATCHDOG_PERIOD = 0.5  # seconds
+# Messages waiting for their turn (a second of frames at 10 a second); beyond it the server
+# stops reading the socket until there is room (TCP pushes back on the client).
+INBOX_SIZE = 10
 
 
 class ProcessImageConsumer(AsyncWebsocketConsumer):
@@ -52,6 +60,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
     processor: FrameProcessor | None = None
     finished = True  # until a session is claimed there is nothing to finish
     watchdog: asyncio.Task | None = None
+    handler: asyncio.Task | None = None
     counted_open = False
 
     async def connect(self) -> None:
@@ -84,8 +93,10 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         self.saved_progress: tuple | None = None
         remaining = (session.expires_at - timezone.now()).total_seconds()
         self.deadline = time.monotonic() + remaining
+        self.inbox: asyncio.Queue[tuple[str | None, bytes | None, float]] = asyncio.Queue(INBOX_SIZE)
         await self.channel_layer.group_add(sessions.group_name(session.id), self.channel_name)
         self.watchdog = asyncio.create_task(self._watch())
+        self.handler = asyncio.create_task(self._handle_inbox())
         await self._send(
             protocol.connection_established(session, self.limits, liveness=self.processor.liveness_mode)
         )
@@ -94,8 +105,9 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         if self.counted_open:
             self.counted_open = False
             metrics.WEBSOCKETS_OPEN.dec()
-        if self.watchdog is not None:
-            self.watchdog.cancel()
+        for task in (self.watchdog, self.handler):
+            if task is not None:
+                task.cancel()
         if self.session_id is None:
             return
         await self.channel_layer.group_discard(sessions.group_name(self.session_id), self.channel_name)
@@ -109,18 +121,23 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         now = time.monotonic()
         self.last_message_at = now
-        if self.finished:
-            return
-        async with self.lock:
-            if self.finished:
-                return
-            try:
-                await self._handle(text_data, bytes_data, now)
-            except FaceAuthError as exc:
-                await self._report(exc)
-            except Exception:
-                logger.exception("session %s: unexpected error", self.session_id)
-                await self._report(FaceAuthError())
+        if not self.finished:
+            await self.inbox.put((text_data, bytes_data, now))
+
+    async def _handle_inbox(self) -> None:
+        """Handles queued messages in order until the session is finished."""
+        while not self.finished:
+            text_data, bytes_data, now = await self.inbox.get()
+            async with self.lock:
+                if self.finished:
+                    return
+                try:
+                    await self._handle(text_data, bytes_data, now)
+                except FaceAuthError as exc:
+                    await self._report(exc)
+                except Exception:
+                    logger.exception("session %s: unexpected error", self.session_id)
+                    await self._report(FaceAuthError())
 
     async def _handle(self, text_data: str | None, bytes_data: bytes | None, now: float) -> None:
         try:
@@ -141,7 +158,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
             await self._send(
                 protocol.frame_processed(report, samples_needed=self.processor.config.samples_needed)
             )
-        metrics.FRAME_ROUND_TRIP.observe(time.monotonic() - now)
+        metrics.FRAME_ROUND_TRIP.observe(time.monotonic() - now)  # from arrival, queueing included
         if report.verdict is not None:
             await self._finish(report.verdict)
         elif now - self.last_saved_at >= PROGRESS_SAVE_INTERVAL:
