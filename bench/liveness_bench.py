@@ -1,7 +1,8 @@
 """Passive liveness bench: APCER/BPCER per attack kind and live variation, and the per-frame
 tracking-path median against a JPEG decode baseline measured in the same run.
 
-    .venv/bin/python bench/liveness_bench.py [--faces ../shared/faces] [--seed 0] [--json] [--face-tracking]
+    .venv/bin/python bench/liveness_bench.py [--faces ../shared/faces] [--seed 0] [--json]
+        [--no-face-tracking]
 
 Every synthesised attack (face_engine/attacks.py: every photo kind on every single-face photo
 and on a frame of every live clip, and a screen replay of every live clip), every shared live
@@ -21,7 +22,7 @@ from face_engine import attacks, benchmark, liveness_eval
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 
 
-def run(faces: Path, seed: int, face_tracking: bool = False) -> list[liveness_eval.ClipResult]:
+def run(faces: Path, seed: int, face_tracking: bool = True) -> list[liveness_eval.ClipResult]:
     results = []
     for clip in attacks.live_clips(faces):
         frames = liveness_eval.file_frames(clip, 10.0)
@@ -55,8 +56,9 @@ def main() -> int:
     parser.add_argument("--faces", default=str(SHARED_FACES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timing-frames", type=int, default=30, help="frames per clip for the timing")
-    parser.add_argument("--face-tracking", action="store_true",
-                        help="follow the face between detections (FACEAUTH_FACE_TRACKING)")
+    parser.add_argument("--face-tracking", action=argparse.BooleanOptionalAction, default=True,
+                        help="follow the face between detections as the service does "
+                             "(FACEAUTH_FACE_TRACKING); --no-face-tracking detects every frame")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     faces = Path(args.faces)

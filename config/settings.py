@@ -232,9 +232,9 @@ FACEAUTH_FRAME_BURST = env_int("FACEAUTH_FRAME_BURST", 3, minimum=1)
 # sessions and the new one would take the engine CPU past this share of the cores.
 FACEAUTH_ADMISSION_LATENCY_MS = env_int("FACEAUTH_ADMISSION_LATENCY_MS", 100, minimum=0)
 FACEAUTH_ADMISSION_CPU_SHARE = env_float("FACEAUTH_ADMISSION_CPU_SHARE", 0.85)
-# Follow the face between detections (face_engine.FaceTracker) instead of detecting every
-# frame: less CPU, but the liveness signals see slightly different landmarks (README, Capacity).
-FACEAUTH_FACE_TRACKING = env_bool("FACEAUTH_FACE_TRACKING", False)
+# Follow the face between detections (face_engine.FaceTracker) while liveness does not need the
+# detector's landmarks (LivenessTracker.needs_detection); off detects every frame (README, Capacity).
+FACEAUTH_FACE_TRACKING = env_bool("FACEAUTH_FACE_TRACKING", True)
 FACEAUTH_MAX_FRAMES = env_int("FACEAUTH_MAX_FRAMES", 120, minimum=1)
 FACEAUTH_MIN_FRAMES = env_int("FACEAUTH_MIN_FRAMES", 3, minimum=1)
 FACEAUTH_SESSION_TIMEOUT_SECONDS = env_int("FACEAUTH_SESSION_TIMEOUT_SECONDS", 300, minimum=10)

@@ -224,6 +224,8 @@ class ChallengeTracker:
         unknown = [code for code in challenges if code not in INSTRUCTIONS]
         if unknown or not challenges:
             raise ValueError(f"challenges must be a non-empty list of {', '.join(CHALLENGE_CODES)}")
+        if passive.stop_at_evidence:
+            raise ValueError("challenges need every blink and 3D frame counted: stop_at_evidence must be off")
         self.passive = passive
         self.challenges = tuple(challenges)
         self.config = config
@@ -240,14 +242,21 @@ class ChallengeTracker:
         self._since_issue: list[tuple[float, float]] = []
         self._frames = 0
 
+    @property
+    def needs_detection(self) -> bool:
+        """Always: every turn needs its 3D movement (see ``LivenessTracker.needs_detection``)."""
+        return True
+
     def update(
-        self, image: np.ndarray, analysis: FrameAnalysis, timestamp: float | None = None
+        self, image: np.ndarray, analysis: FrameAnalysis, timestamp: float | None = None, *,
+        gray: np.ndarray | None = None, continued: bool = False,
     ) -> ActiveLivenessState:
         """Take one frame (the image and its ``analyze`` result) and return the new state.
-        ``timestamp`` is in seconds; without it frames come at the passive default rate."""
+        ``timestamp`` is in seconds; without it frames come at the passive default rate.
+        ``gray`` and ``continued`` as ``LivenessTracker.update``."""
         self._frames += 1
         now = timestamp if timestamp is not None else self._frames / self.passive.config.default_fps
-        passive = self.passive.update(image, analysis, now)
+        passive = self.passive.update(image, analysis, now, gray=gray, continued=continued)
         usable = (
             analysis.landmarks is not None
             and analysis.face is not None

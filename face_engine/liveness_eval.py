@@ -58,15 +58,21 @@ def evaluate_frames(
     config: LivenessConfig = DEFAULT_LIVENESS, face_tracking: bool = False,
 ) -> tuple[bool, LivenessState]:
     """Feed ``frames`` (already as the server receives them) to a tracker at ``fps``; stop at
-    the first live verdict or after ``max_frames``. Returns (live, last state). With
-    ``face_tracking`` the face is followed between detections, as FACEAUTH_FACE_TRACKING does."""
-    tracker = LivenessTracker(config)
-    faces = FaceTracker(redetect_every=REDETECT_EVERY if face_tracking else 1)
+    the first live verdict or after ``max_frames``. Returns (live, last state). The tracker
+    stops measuring a signal once its evidence is in, as the service's passive sessions do
+    (so counts stop at what the verdict needs). With ``face_tracking`` the face is followed
+    between detections while the tracker does not need the detector's landmarks
+    (``LivenessTracker.needs_detection``), as FACEAUTH_FACE_TRACKING does."""
+    tracker = LivenessTracker(config, stop_at_evidence=True)
+    faces = FaceTracker(redetect_every=REDETECT_EVERY if face_tracking else 1, watch_liveness=False)
     state = None
     for index, frame in enumerate(frames):
         if index >= max_frames:
             break
-        state = tracker.update(frame, faces.analyze(frame).analysis, index / fps)
+        tracked = faces.analyze(frame, follow=not tracker.needs_detection)
+        state = tracker.update(
+            frame, tracked.analysis, index / fps, gray=tracked.gray, continued=tracked.continued
+        )
         if state.live:
             return True, state
     if state is None:

@@ -81,13 +81,17 @@ _PATCH_SIZE = (24, 24)
 @dataclass(frozen=True)
 class TrackedFrame:
     """One frame of a stream. ``analysis`` is in the pixels of ``image`` (what liveness and
-    embeddings take); ``scale`` is frame pixels per image pixel (2 when decoded at half size);
-    ``frame_analysis`` is the same analysis in the pixels of the frame as sent."""
+    embeddings take; ``gray`` is it in grey); ``scale`` is frame pixels per image pixel (2 when
+    decoded at half size); ``frame_analysis`` is the same analysis in the pixels of the frame
+    as sent. ``continued``: the face is the previous frame's, followed or detected where it
+    was (landmarks moved and scaled within the following limits, appearance as correlated)."""
 
     image: np.ndarray
+    gray: np.ndarray
     analysis: FrameAnalysis
     scale: int
     detected: bool
+    continued: bool
 
     @property
     def frame_analysis(self) -> FrameAnalysis:
@@ -110,42 +114,61 @@ class _Track:
 
 
 class FaceTracker:
-    """Analyses the frames of one stream in order. Not thread-safe: one per session."""
+    """Analyses the frames of one stream in order. Not thread-safe: one per session.
+
+    ``watch_liveness`` re-detects a followed face whose eyes closed or head turned since the
+    last detection (MAX_TRACK_EAR_DROP, MAX_TRACK_POSE_CHANGE), so that blinks and head
+    movement are measured on the detector's landmarks. A caller that asks for detection
+    itself whenever its liveness tracker needs it (``analyze(follow=False)`` while
+    ``LivenessTracker.needs_detection``, as the service does) turns it off: the check fits
+    the landmarks twice on every frame it rejects."""
 
     def __init__(
-        self, *, config: QualityConfig = DEFAULT_QUALITY, redetect_every: int = REDETECT_EVERY
+        self, *, config: QualityConfig = DEFAULT_QUALITY, redetect_every: int = REDETECT_EVERY,
+        watch_liveness: bool = True,
     ) -> None:
         self.config = config
         self.redetect_every = redetect_every
+        self.watch_liveness = watch_liveness
         self._track: _Track | None = None
         self.detections = 0
         self.frames = 0
 
     def decode(
         self, data: bytes | str, *, limits: DecodeLimits | None = None,
-        formats: tuple[str, ...] = DEFAULT_FORMATS,
+        formats: tuple[str, ...] = DEFAULT_FORMATS, follow: bool = True,
     ) -> TrackedFrame:
         """Decode one frame (ImageError as ``face_engine.decode``; ``formats`` as there) and
-        analyse it."""
+        analyse it (``follow`` as ``analyze``)."""
         track = self._track
         scale = 2 if track is not None and track.face.box.width >= REDUCED_DECODE_MIN_FACE else 1
         image = decode(data, limits=limits or DecodeLimits(), reduce=scale, formats=formats)
-        return self.analyze(image, scale=scale)
+        return self.analyze(image, scale=scale, follow=follow)
 
-    def analyze(self, image: np.ndarray, *, scale: int = 1) -> TrackedFrame:
-        """Analyse the next frame, already decoded at 1/``scale`` of the frame's size."""
+    def analyze(self, image: np.ndarray, *, scale: int = 1, follow: bool = True) -> TrackedFrame:
+        """Analyse the next frame, already decoded at 1/``scale`` of the frame's size. With
+        ``follow`` False the frame is detected whatever the track's state (the caller needs
+        the detector's landmarks on it)."""
         self.frames += 1
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         config = self.config
         if scale != 1:
             config = dataclasses.replace(config, min_face_px=math.ceil(config.min_face_px / scale))
-        analysis = self._followed(image, gray, scale, config)
+        analysis = self._followed(image, gray, scale, config) if follow else None
         detected = analysis is None
         if analysis is None:
             self.detections += 1
             analysis = _detected(image, gray, config)
+        previous = self._track
         self._remember(analysis, gray, scale, detected)
-        return TrackedFrame(image, analysis, scale, detected)
+        track = self._track
+        continued = track is not None and previous is not None and (
+            not detected or (
+                not _moved_too_far(previous.points, track.points, previous.face.box.width)
+                and _correlation(track.patch, previous.patch) >= MIN_TRACK_CORRELATION
+            )
+        )
+        return TrackedFrame(image, gray, analysis, scale, detected, continued)
 
     def _followed(
         self, image: np.ndarray, gray: np.ndarray, scale: int, config: QualityConfig
@@ -157,13 +180,11 @@ class FaceTracker:
         previous = _scaled_face(track.face, 1 / scale)
         marks = landmarks(image, previous, gray=gray)
         points = marks.points * scale
-        centroid, spread = _centroid_spread(points)
-        old_centroid, old_spread = _centroid_spread(track.points)
-        shift = float(np.linalg.norm(centroid - old_centroid)) / track.face.box.width
-        if shift > MAX_TRACK_SHIFT or abs(spread / old_spread - 1) > MAX_TRACK_SCALE_CHANGE:
+        if _moved_too_far(track.points, points, track.face.box.width):
             return None
+        centroid, spread = _centroid_spread(points)
         detected = track.detected_marks
-        if (
+        if self.watch_liveness and (
             marks.ear < (1 - MAX_TRACK_EAR_DROP) * detected.ear
             or abs(marks.pose.yaw - detected.pose.yaw) > MAX_TRACK_POSE_CHANGE
             or abs(marks.pose.pitch - detected.pose.pitch) > MAX_TRACK_POSE_CHANGE
@@ -176,7 +197,13 @@ class FaceTracker:
         face = _scaled_face(Face(box, track.face.score, keypoints), 1 / scale)
         if _correlation(_patch(gray, face.box), track.patch) < MIN_TRACK_CORRELATION:
             return None
-        return _analysis(image, gray, [face], marks, config)
+        analysis = _analysis(image, gray, [face], marks, config)
+        # A face at the edge of the picture, too small or gone is the detector's call: a box
+        # and key points carried over from the landmarks can put it a few pixels off, which
+        # for "partially visible" dropped a blink in progress (camera shake, liveportrait_d3).
+        if _UNTRACKABLE & set(analysis.quality.codes):
+            return None
+        return analysis
 
     def _remember(self, analysis: FrameAnalysis, gray: np.ndarray, scale: int, detected: bool) -> None:
         face, marks = analysis.face, analysis.landmarks
@@ -201,6 +228,14 @@ class FaceTracker:
             return
         self._track.face, self._track.points, self._track.patch = face, points, patch
         self._track.frames_since_detection += 1
+
+
+def _moved_too_far(old_points: np.ndarray, points: np.ndarray, face_width: float) -> bool:
+    """Whether landmarks moved or scaled more between two frames than following allows."""
+    old_centroid, old_spread = _centroid_spread(old_points)
+    centroid, spread = _centroid_spread(points)
+    shift = float(np.linalg.norm(centroid - old_centroid)) / face_width
+    return shift > MAX_TRACK_SHIFT or abs(spread / old_spread - 1) > MAX_TRACK_SCALE_CHANGE
 
 
 def _centroid_spread(points: np.ndarray) -> tuple[np.ndarray, float]:

@@ -153,6 +153,10 @@ class LivenessConfig:
     parallax_frames: int = 2  # frames showing 3D movement before head movement counts
     # --- identity continuity (liveness/identity.py) ---
     identity_seconds: float = 1.0  # between identity checks (and on every reappearance)
+    # between identity checks while the face tracker follows the same face from frame to
+    # frame (a different person cannot step in without breaking the track, which makes the
+    # next check due after identity_seconds as before)
+    identity_followed_seconds: float = 3.0
     same_person_min: float = 0.30  # cosine; different people in the test clips stay under 0.34
     face_changed_checks: int = 2  # consecutive failed identity checks that end the session
     # --- static replay (liveness/replay.py) ---

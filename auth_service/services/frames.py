@@ -139,7 +139,11 @@ class ProcessingConfig:
     decode_limits: fe.DecodeLimits
     image_formats: tuple[str, ...] = DEFAULT_FORMATS  # FACEAUTH_ACCEPTED_IMAGE_FORMATS
     liveness_mode: str = "passive"  # "active": challenges (face_engine.challenge)
-    face_tracking: bool = False  # FACEAUTH_FACE_TRACKING: skip detection while the face is followed
+    face_tracking: bool = True  # FACEAUTH_FACE_TRACKING: skip detection while the face is followed
+    # Seconds between candidates of our own while samples are short and liveness is still
+    # pending: the identity checks that used to bring one a second come every few seconds
+    # while the face is followed (LivenessConfig.identity_followed_seconds).
+    early_sample_interval: float = fe.LivenessConfig().identity_seconds
 
     @classmethod
     def from_settings(cls, *, samples_needed: int, liveness_mode: str | None = None) -> ProcessingConfig:
@@ -221,13 +225,18 @@ class FrameProcessor:
     def __init__(self, config: ProcessingConfig) -> None:
         self.config = config
         # Without face tracking the detector runs on every frame (redetect_every=1).
-        self.face_tracker = fe.FaceTracker(redetect_every=fe.REDETECT_EVERY if config.face_tracking else 1)
-        self.tracker: fe.LivenessTracker | fe.ChallengeTracker = fe.LivenessTracker()
+        # The liveness tracker says when it needs the detector's landmarks (process()).
+        self.face_tracker = fe.FaceTracker(
+            redetect_every=fe.REDETECT_EVERY if config.face_tracking else 1, watch_liveness=False
+        )
+        self.tracker: fe.LivenessTracker | fe.ChallengeTracker
         if config.liveness_mode == "active":
             # Drawn here, when the socket claims the session: the sequence exists only in
             # this process and is never sent ahead; each challenge shows when it is due.
             challenges = fe.draw_challenges(secrets.SystemRandom())
-            self.tracker = fe.ChallengeTracker(self.tracker, challenges)
+            self.tracker = fe.ChallengeTracker(fe.LivenessTracker(), challenges)
+        else:
+            self.tracker = fe.LivenessTracker(stop_at_evidence=True)
         self.state: fe.LivenessState | fe.ActiveLivenessState | None = None
         self.candidates: deque[np.ndarray] = deque(maxlen=config.pool_size)
         self.group: list[int] = []
@@ -277,7 +286,8 @@ class FrameProcessor:
         """Decodes and analyses one admitted frame. Raises TooManyInvalidFrames only."""
         try:
             frame = self.face_tracker.decode(
-                data, limits=self.config.decode_limits, formats=self.config.image_formats
+                data, limits=self.config.decode_limits, formats=self.config.image_formats,
+                follow=not self.tracker.needs_detection,
             )
         except fe.ImageError as exc:
             self.note_invalid()
@@ -290,7 +300,9 @@ class FrameProcessor:
         self.invalid_in_row = 0
         # The liveness tracker and embeddings take the frame as decoded (maybe at half size);
         # the client gets coordinates in the frame as it sent it.
-        state = self.tracker.update(frame.image, frame.analysis, now)
+        state = self.tracker.update(
+            frame.image, frame.analysis, now, gray=frame.gray, continued=frame.continued
+        )
         self.state = state
         self.frames_processed += 1
         accepted = self._collect(frame.image, frame.analysis, state, now)
@@ -327,12 +339,16 @@ class FrameProcessor:
         ):
             return False
         # Samples reuse the liveness tracker's identity embeddings. An embedding of our own
-        # (about five times a whole frame's other work) is made only when liveness has
-        # passed and samples are still short: then each one brings the end of the session
-        # nearer instead of waiting for the tracker's next.
-        short = len(self.group) < self.config.samples_needed
-        if state.embedding is None and not (short and state.live):
-            return False
+        # (about three times a whole frame's other work) is made only while samples are
+        # short: once liveness has passed, every sample interval (each one brings the end of
+        # the session nearer); before, about once a second, as identity checks came while
+        # the face was not followed.
+        if state.embedding is None:
+            if len(self.group) >= self.config.samples_needed:
+                return False
+            interval = self.config.sample_interval if state.live else self.config.early_sample_interval
+            if self._last_candidate_at is not None and now - self._last_candidate_at < interval:
+                return False
         embedding = state.embedding if state.embedding is not None else fe.embed(image, analysis.face)
         self.candidates.append(np.asarray(embedding, np.float32))
         self._last_candidate_at = now

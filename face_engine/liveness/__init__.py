@@ -36,10 +36,17 @@ __all__ = ["LivenessConfig", "LivenessTracker", "planar_residual"]
 
 
 class LivenessTracker:
-    """Feed it every analyzed frame of one session, in order; read the returned state."""
+    """Feed it every analyzed frame of one session, in order; read the returned state.
 
-    def __init__(self, config: LivenessConfig = DEFAULT_LIVENESS) -> None:
+    With ``stop_at_evidence`` a signal is no longer measured once it has given what the
+    passive verdict needs (a blink; head movement on ``parallax_frames`` frames): counts only
+    grow, so the verdict is the same on every frame, and a session waiting for a blink does
+    not track points for parallax meanwhile. The service runs passive sessions this way;
+    the active mode (``ChallengeTracker``) and tools that count every blink leave it off."""
+
+    def __init__(self, config: LivenessConfig = DEFAULT_LIVENESS, *, stop_at_evidence: bool = False) -> None:
         self.config = config
+        self.stop_at_evidence = stop_at_evidence
         self._frames = 0
         self._blinks = 0
         self._parallax_frames = 0
@@ -49,11 +56,15 @@ class LivenessTracker:
         self._static = StaticReplaySignal(config)
 
     def update(
-        self, image: np.ndarray, analysis: FrameAnalysis, timestamp: float | None = None
+        self, image: np.ndarray, analysis: FrameAnalysis, timestamp: float | None = None, *,
+        gray: np.ndarray | None = None, continued: bool = False,
     ) -> LivenessState:
         """Take one frame (the image and its ``analyze`` result) and return the new state.
 
-        ``timestamp`` is in seconds; without it frames are taken to come at 10 per second."""
+        ``timestamp`` is in seconds; without it frames are taken to come at 10 per second.
+        ``gray`` is the image in grey when the caller has it already; ``continued`` says the
+        face is the previous frame's (``FaceTracker``'s ``TrackedFrame.continued``), which
+        spaces identity checks out while it holds (``identity_followed_seconds``)."""
         self._frames += 1
         now = timestamp if timestamp is not None else self._frames / self.config.default_fps
         embedding, too_small = None, False
@@ -62,18 +73,46 @@ class LivenessTracker:
             self._lose_face()
         elif self._failure is None:
             self._static.update(image, face.box)
-            embedding = self._identity.update(image, face, now)
-            too_small = eye_distance(marks.points) < self.config.min_eye_distance
+            embedding = self._identity.update(image, face, now, continued)
+            distance = eye_distance(marks.points)
+            too_small = distance < self.config.min_eye_distance
             if too_small or "partially_visible" in analysis.quality.codes:
                 # Landmarks of a face this small, or cut by the frame, are guesses: no evidence.
                 self._blink.reset()
                 self._parallax.reset()
             else:
-                gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-                aligned = align_face(gray, marks.points)
-                self._blinks += self._blink.update(eye_view(aligned, marks, now))
-                self._parallax_frames += self._parallax.update(gray, marks.points, aligned.eye_distance)
+                wants_blink, wants_parallax = self.measuring_blink, self.measuring_parallax
+                if (wants_blink or wants_parallax) and gray is None:
+                    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+                if wants_blink:
+                    self._blinks += self._blink.update(eye_view(align_face(gray, marks.points), marks, now))
+                if wants_parallax:
+                    self._parallax_frames += self._parallax.update(gray, marks.points, distance)
         return self._state(analysis, embedding, too_small)
+
+    @property
+    def measuring_blink(self) -> bool:
+        """Whether the blink signal still takes frames (always, unless ``stop_at_evidence``
+        and a blink is in)."""
+        return not (self.stop_at_evidence and self._blinks > 0)
+
+    @property
+    def measuring_parallax(self) -> bool:
+        """Whether the parallax signal still takes frames (always, unless ``stop_at_evidence``
+        and head movement is in)."""
+        return not (self.stop_at_evidence and self._parallax_frames >= self.config.parallax_frames)
+
+    @property
+    def needs_detection(self) -> bool:
+        """Whether the next frame's landmarks should come from the detector rather than from
+        a face followed between detections (``FaceTracker``): while parallax is measured (its
+        region and eye distance come from the landmarks, and on nearly frontal heads,
+        liveportrait_d0 with exactly the 2 frames needed, a followed face a pixel off the
+        detector's flipped the verdict), and while the eyes are below their open level (a
+        blink may be starting or under way: a followed face gets the eye ratios a little
+        off the detector's, and blinks near the thresholds were missed, liveportrait_d3
+        recompressed and _d19 at low resolution)."""
+        return self.measuring_parallax or (self.measuring_blink and not self._blink.eyes_open)
 
     @property
     def _failure(self) -> str | None:

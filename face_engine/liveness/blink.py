@@ -74,9 +74,11 @@ class BlinkSignal:
         self._closed: EyeView | None = None  # the first frame of the current closure
         self._previous: EyeView | None = None  # the frame before this one
         self._armed = True
+        self.eyes_open = True  # the last frame's eyes were at their open level (or unknown)
 
     def reset(self) -> None:
         """The face was lost: a closure in progress no longer counts."""
+        self.eyes_open = True
         self._closed = None
         self._reference = None
         self._previous = None
@@ -94,7 +96,7 @@ class BlinkSignal:
             return False
         baseline = np.percentile(np.array(self._open), config.baseline_percentile, axis=0)
         ratios = [ear / base for ear, base in zip(view.ears, baseline, strict=True)]
-        opened = min(ratios) >= config.open_ratio
+        opened = self.eyes_open = min(ratios) >= config.open_ratio
         if self._closed is not None:
             if view.time - self._closed.time > config.max_blink_seconds:
                 # Closed for longer than a blink: a squint or eyes shut, not a blink. Look for

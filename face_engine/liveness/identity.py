@@ -1,5 +1,6 @@
-"""Identity continuity: the face is embedded about once a second and whenever it reappears;
-an embedding that matches none of the earlier ones, twice in a row, ends the session."""
+"""Identity continuity: the face is embedded about once a second and whenever it reappears,
+every few seconds only while a face tracker follows it unbroken from frame to frame; an
+embedding that matches none of the earlier ones, twice in a row, ends the session."""
 
 from __future__ import annotations
 
@@ -16,23 +17,26 @@ class IdentitySignal:
         self._last_check: float | None = None
         self._failed_checks = 0
         self._face_was_missing = True
+        self._followed_since_check = False
         self.changed = False
 
     def face_lost(self) -> None:
         self._face_was_missing = True
 
-    def update(self, image: np.ndarray, face: Face, now: float) -> np.ndarray | None:
-        """The embedding computed on this frame, or None when no check was due."""
-        due = (
-            self._face_was_missing
-            or self._last_check is None
-            or now - self._last_check >= self.config.identity_seconds
-        )
+    def update(self, image: np.ndarray, face: Face, now: float, continued: bool = False) -> np.ndarray | None:
+        """The embedding computed on this frame, or None when no check was due. ``continued``:
+        the face tracker followed this face from the previous frame (``TrackedFrame.continued``)."""
+        # After a failed check the next one comes at the usual pace whatever the tracker says.
+        self._followed_since_check = self._followed_since_check and continued and not self._failed_checks
+        config = self.config
+        interval = config.identity_followed_seconds if self._followed_since_check else config.identity_seconds
+        due = self._face_was_missing or self._last_check is None or now - self._last_check >= interval
         self._face_was_missing = False
         if not due:
             return None
         embedding = embed(image, face)
         self._last_check = now
+        self._followed_since_check = True
         if self._known:
             best = max(float(embedding @ known) for known in self._known)
             if best < self.config.same_person_min:

@@ -18,6 +18,7 @@ from face_engine.challenge import (
     ChallengeTracker,
     draw_challenges,
 )
+from face_engine.liveness import LivenessTracker
 from face_engine.types import (
     Box,
     Face,
@@ -38,6 +39,7 @@ class ScriptedPassive:
     told, and the failure once set."""
 
     config = LivenessConfig()
+    stop_at_evidence = False
 
     def __init__(self) -> None:
         self.blinks = 0
@@ -45,7 +47,7 @@ class ScriptedPassive:
         self.failure: str | None = None
         self.frames = 0
 
-    def update(self, image, analysis, timestamp=None) -> LivenessState:
+    def update(self, image, analysis, timestamp=None, *, gray=None, continued=False) -> LivenessState:
         self.frames += 1
         return LivenessState(
             frames=self.frames, blinks=self.blinks, head_motion=self.parallax >= 3,
@@ -193,3 +195,6 @@ def test_unknown_challenges_are_refused():
         ChallengeTracker(ScriptedPassive(), ["jump"])
     with pytest.raises(ValueError):
         ChallengeTracker(ScriptedPassive(), [])
+    # Challenges count blinks and 3D frames after each prompt: a tracker that stops is refused.
+    with pytest.raises(ValueError, match="stop_at_evidence"):
+        ChallengeTracker(LivenessTracker(stop_at_evidence=True), ["blink"])

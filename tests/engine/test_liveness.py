@@ -56,6 +56,19 @@ def test_live_clips_with_a_blink_and_head_movement_pass_within_the_budget(faces_
         assert live.missing == [] and live.failure is None and live.score == 1.0 and live.hint is None
 
 
+@pytest.mark.parametrize("clip", ["liveportrait_d0.mp4", "liveportrait_d10.mp4", "sadtalker_radio2.mp4"])
+def test_stopping_at_evidence_gives_the_same_verdict_on_every_frame(faces_dir, clip):
+    """stop_at_evidence (the service's passive sessions) only skips measuring what is in."""
+    every, stopping = fe.LivenessTracker(), fe.LivenessTracker(stop_at_evidence=True)
+    for timestamp, frame in video_frames(faces_dir / "video" / clip, fps=FPS):
+        frame = browser_frame(frame)
+        analysis = fe.analyze(frame)
+        full, short = every.update(frame, analysis, timestamp), stopping.update(frame, analysis, timestamp)
+        assert (short.live, short.missing, short.hint) == (full.live, full.missing, full.hint)
+        assert (short.blinks > 0, short.head_motion) == (full.blinks > 0, full.head_motion)
+    assert full.live and not stopping.measuring_parallax and every.measuring_parallax
+
+
 def test_a_wink_and_looking_down_are_not_blinks(faces_dir):
     # liveportrait_d14: a long one-eye wink at frames 126-204 (4.2-6.8 s);
     # liveportrait_d3: looks down at frames 102-160 (3.4-5.3 s).
