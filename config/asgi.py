@@ -31,8 +31,12 @@ application = with_background_worker(
 )
 
 if settings.FACEAUTH_WARM_UP_MODELS:
-    # Start an engine thread now: it loads the face models in the background (the pool's
-    # initializer), so the first session does not pay for it.
+    # Load the face models (about 2 s) before the process serves anything, so that its
+    # first frames do not wait for them: admission control would take that wait for
+    # overload and refuse sessions. Then start the engine pool's threads.
+    import face_engine
+
     from auth_service.services.frames import engine_executor
 
+    face_engine.load_models()
     engine_executor().submit(int)
