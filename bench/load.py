@@ -350,6 +350,8 @@ class Run:
     cpu_seconds: dict[int, float]  # per server process
     rss_mb: dict[int, float]
     rss_growth: dict[int, float | None]  # after warm-up to the end, share
+    generator_cpu_seconds: float  # this process: the simulated users
+    host_busy_seconds: float  # every core of the host, all processes
 
     def percentile(self, q: float) -> float:
         trips = sorted(self.figures.round_trips)
@@ -392,9 +394,11 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         await asyncio.gather(*tasks)
         return rss_samples
 
+    generator, host = psutil.Process().cpu_times(), psutil.cpu_times()
     before = _cpu(processes)
     rss_samples = asyncio.run(main())
     after = _cpu(processes)
+    generator_after, host_after = psutil.Process().cpu_times(), psutil.cpu_times()
     growth = {}
     for pid, samples in rss_samples.items():
         warm = samples[len(samples) // 5:] if len(samples) >= 5 else []
@@ -404,7 +408,17 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         cpu_seconds={pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in before},
         rss_mb={pid: samples[-1] for pid, samples in rss_samples.items() if samples},
         rss_growth=growth,
+        generator_cpu_seconds=(generator_after.user + generator_after.system
+                               - generator.user - generator.system),
+        host_busy_seconds=_busy(host_after) - _busy(host),
     )
+
+
+def _busy(times: tuple) -> float:
+    """CPU seconds the host's cores were busy (psutil.cpu_times: idle, waits and time taken
+    by the hypervisor left out; Linux counts guest time in user too)."""
+    not_busy = ("idle", "iowait", "steal", "guest", "guest_nice")
+    return sum(value for name, value in zip(times._fields, times, strict=True) if name not in not_busy)
 
 
 def _cpu(processes: list[psutil.Process]) -> dict[int, float]:
@@ -441,6 +455,11 @@ def report(run: Run, server: Server) -> list[str]:
     if figures.answered:
         lines.append(f"server CPU per answered frame: {1000 * total_cpu / figures.answered:.2f} ms "
                      f"(all server processes)")
+    # On one machine the simulated users take CPU that admission control counts as the
+    # host's other load: a server on its own machine carries more.
+    lines.append(f"load generator (this process): CPU {100 * run.generator_cpu_seconds / run.duration:.0f}% "
+                 f"of a core; host busy: {run.host_busy_seconds / run.duration:.2f} of "
+                 f"{psutil.cpu_count()} cores")
     return lines
 
 

@@ -35,7 +35,6 @@ if settings.FACEAUTH_WARM_UP_MODELS:
     # first frames do not wait for them: admission control would take that wait for
     # overload and refuse sessions. Then start the engine pool's threads.
     import face_engine
-
     from auth_service.services.frames import engine_executor
 
     face_engine.load_models()
