@@ -31,11 +31,11 @@ application = with_background_worker(
 )
 
 if settings.FACEAUTH_WARM_UP_MODELS:
-    # Load the face models (about 2 s) before the process serves anything, so that its
-    # first frames do not wait for them: admission control would take that wait for
-    # overload and refuse sessions. Then start the engine pool's threads.
-    import face_engine
+    # The engine pool's first thread loads the face models (its initializer, about 2 s) and
+    # the process waits for it before serving: its first frames would otherwise wait for the
+    # models, and admission control would take that wait for overload and refuse sessions.
+    # Loaded in the main thread instead, OpenVINO's objects made the Daphne dev server crash
+    # with SIGSEGV as it exited (tests/e2e/test_restart.py).
     from auth_service.services.frames import engine_executor
 
-    face_engine.load_models()
-    engine_executor().submit(int)
+    engine_executor().submit(int).result()
