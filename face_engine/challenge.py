@@ -247,6 +247,10 @@ class ChallengeTracker:
         """Always: every turn needs its 3D movement (see ``LivenessTracker.needs_detection``)."""
         return True
 
+    def is_same_person(self, embedding: np.ndarray) -> bool:
+        """As ``LivenessTracker.is_same_person``."""
+        return self.passive.is_same_person(embedding)
+
     def update(
         self, image: np.ndarray, analysis: FrameAnalysis, timestamp: float | None = None, *,
         gray: np.ndarray | None = None, continued: bool = False,

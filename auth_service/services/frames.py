@@ -350,6 +350,10 @@ class FrameProcessor:
             if self._last_candidate_at is not None and now - self._last_candidate_at < interval:
                 return False
         embedding = state.embedding if state.embedding is not None else fe.embed(image, analysis.face)
+        if not self.tracker.is_same_person(embedding):
+            # Another face than the identity checks have seen (a swap between two checks, or a
+            # failed check's own embedding): never a sample.
+            return False
         self.candidates.append(np.asarray(embedding, np.float32))
         self._last_candidate_at = now
         self.group = agreeing_group(list(self.candidates), self.config.agreement_threshold)

@@ -90,6 +90,11 @@ class LivenessTracker:
                     self._parallax_frames += self._parallax.update(gray, marks.points, distance)
         return self._state(analysis, embedding, too_small)
 
+    def is_same_person(self, embedding: np.ndarray) -> bool:
+        """Whether ``embedding`` (of this session's face) is of the person its identity checks
+        have seen: samples embedded between two checks are held to it."""
+        return self._identity.matches(embedding)
+
     @property
     def measuring_blink(self) -> bool:
         """Whether the blink signal still takes frames (always, unless ``stop_at_evidence``

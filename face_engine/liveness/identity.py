@@ -37,13 +37,17 @@ class IdentitySignal:
         embedding = embed(image, face)
         self._last_check = now
         self._followed_since_check = True
-        if self._known:
-            best = max(float(embedding @ known) for known in self._known)
-            if best < self.config.same_person_min:
-                self._failed_checks += 1
-                if self._failed_checks >= self.config.face_changed_checks:
-                    self.changed = True
-                return embedding
+        if not self.matches(embedding):
+            self._failed_checks += 1
+            if self._failed_checks >= self.config.face_changed_checks:
+                self.changed = True
+            return embedding
         self._failed_checks = 0
         self._known.append(embedding)
         return embedding
+
+    def matches(self, embedding: np.ndarray) -> bool:
+        """Whether ``embedding`` is of the person checked so far (True before the first check)."""
+        if not self._known:
+            return True
+        return max(float(embedding @ known) for known in self._known) >= self.config.same_person_min

@@ -16,11 +16,11 @@ def processor(samples_needed: int = 3) -> FrameProcessor:
     return FrameProcessor(ProcessingConfig.from_settings(samples_needed=samples_needed))
 
 
-def feed(proc: FrameProcessor, frames: list[bytes], fps: float = 10.0):
-    """Feeds frames at ``fps`` (timestamps, not wall time) until a verdict; returns the
-    reports."""
+def feed(proc: FrameProcessor, frames: list[bytes], fps: float = 10.0, *, start: int = 0):
+    """Feeds frames at ``fps`` (timestamps, not wall time; the first is frame ``start`` of
+    the stream) until a verdict; returns the reports."""
     reports = []
-    for index, data in enumerate(frames):
+    for index, data in enumerate(frames, start):
         now = 1000.0 + index / fps
         proc.admit(now)
         report = proc.process(data, now)
@@ -87,6 +87,23 @@ def test_live_footage_completes_with_agreeing_samples(faces_dir):
     first = reports[0]
     assert first.analysis.face is not None and first.sample_accepted
     assert first.samples_collected == 1
+
+
+def test_another_face_between_identity_checks_gives_no_samples(faces_dir):
+    """A cut to another person: the frames after it are embedded (identity checks, own
+    samples) but none joins the candidates before the second failed check ends the session."""
+    first = video_jpegs(faces_dir / "video" / "liveportrait_d9.mp4", duration=3)
+    second = video_jpegs(faces_dir / "video" / "liveportrait_d10.mp4", duration=3)
+    proc = processor(samples_needed=10)
+    before = feed(proc, first)
+    candidates = len(proc.candidates)
+    after_cut = feed(proc, second, start=len(first))
+    assert before[-1].verdict is None and candidates >= 3
+    assert len(proc.candidates) == candidates
+    assert not any(report.sample_accepted for report in after_cut)
+    assert sum(report.liveness.embedding is not None for report in after_cut) >= 2  # checked, refused
+    assert after_cut[-1].verdict is not None and after_cut[-1].verdict.reason == "liveness_failed"
+    assert after_cut[-1].liveness.failure == "face_changed"
 
 
 def test_a_photo_sent_again_and_again_fails_liveness(faces_dir):
