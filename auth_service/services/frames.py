@@ -350,12 +350,14 @@ class FrameProcessor:
             if self._last_candidate_at is not None and now - self._last_candidate_at < interval:
                 return False
         embedding = state.embedding if state.embedding is not None else fe.embed(image, analysis.face)
+        # Spaced like accepted ones even when refused below: another face must not get an
+        # embedding on every frame.
+        self._last_candidate_at = now
         if not self.tracker.is_same_person(embedding):
             # Another face than the identity checks have seen (a swap between two checks, or a
             # failed check's own embedding): never a sample.
             return False
         self.candidates.append(np.asarray(embedding, np.float32))
-        self._last_candidate_at = now
         self.group = agreeing_group(list(self.candidates), self.config.agreement_threshold)
         return len(self.candidates) - 1 in self.group
 
