@@ -125,12 +125,14 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
             await self.inbox.put((text_data, bytes_data, now))
 
     async def _handle_inbox(self) -> None:
-        """Handles queued messages in order until the session is finished."""
-        while not self.finished:
+        """Handles queued messages in order. Once the session is finished it still takes them
+        off the queue, unhandled, until the socket goes: receive() must never wait on a full
+        queue, or the disconnect behind it would not be dispatched."""
+        while True:
             text_data, bytes_data, now = await self.inbox.get()
             async with self.lock:
                 if self.finished:
-                    return
+                    continue
                 try:
                     await self._handle(text_data, bytes_data, now)
                 except FaceAuthError as exc:

@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from auth_service.consumers import INBOX_SIZE
 from auth_service.models import AuthSession, FaceTemplate
 from auth_service.services import clients, crypto, sessions
 from auth_service.services.frames import FrameProcessor
@@ -286,6 +287,22 @@ async def test_frames_are_timed_when_they_arrive_not_when_their_turn_comes(creds
     assert [a["type"] for a in answers] == ["frame_processed"] * 11, answers
     assert [a["frame_number"] for a in answers] == list(range(1, 12))
     await communicator.disconnect()
+
+
+async def test_a_session_that_ends_with_frames_queued_still_hears_the_disconnect(creds, clip, fast, settings):
+    """The session ends at its second frame while a full queue of frames waits behind it:
+    the rest are dropped unhandled, so the disconnect after them is taken at once."""
+    settings.FACEAUTH_MAX_FRAMES = 2
+    created = await create_enrollment(creds)
+    communicator = await connect(created.token)
+    await communicator.receive_json_from()
+    for frame in clip["enroll"][:INBOX_SIZE + 5]:
+        await communicator.send_json_to({"type": "frame", "image": data_url(frame)})
+    messages = [await communicator.receive_json_from(timeout=10) for _ in range(3)]
+    assert messages[-1]["type"] == "enrollment_complete" and not messages[-1]["success"], messages
+    assert await closed_with(communicator) == 1000
+    await communicator.disconnect(timeout=5)
+    assert not communicator.future.cancelled()  # it stopped on its own, not cut off at the timeout
 
 
 async def test_oversized_messages_are_refused(creds, settings):
