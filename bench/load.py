@@ -394,22 +394,23 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         await asyncio.gather(*tasks)
         return rss_samples
 
-    generator, host = psutil.Process().cpu_times(), psutil.cpu_times()
-    before = _cpu(processes)
+    generator = psutil.Process()
+    host = psutil.cpu_times()
+    before = _cpu([*processes, generator])
     rss_samples = asyncio.run(main())
-    after = _cpu(processes)
-    generator_after, host_after = psutil.Process().cpu_times(), psutil.cpu_times()
+    after = _cpu([*processes, generator])
+    host_after = psutil.cpu_times()
     growth = {}
     for pid, samples in rss_samples.items():
         warm = samples[len(samples) // 5:] if len(samples) >= 5 else []
         growth[pid] = (warm[-1] / warm[0] - 1) if len(warm) >= 2 and warm[0] else None
     return Run(
         users=users, duration=duration, figures=figures,
-        cpu_seconds={pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in before},
+        cpu_seconds={pid: after.get(pid, 0.0) - before.get(pid, 0.0)
+                     for pid in before if pid != generator.pid},
         rss_mb={pid: samples[-1] for pid, samples in rss_samples.items() if samples},
         rss_growth=growth,
-        generator_cpu_seconds=(generator_after.user + generator_after.system
-                               - generator.user - generator.system),
+        generator_cpu_seconds=after[generator.pid] - before[generator.pid],
         host_busy_seconds=_busy(host_after) - _busy(host),
     )
 

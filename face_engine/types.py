@@ -154,8 +154,10 @@ class LivenessConfig:
     # --- identity continuity (liveness/identity.py) ---
     identity_seconds: float = 1.0  # between identity checks (and on every reappearance)
     # between identity checks while the face tracker follows the same face from frame to
-    # frame (a different person cannot step in without breaking the track, which makes the
-    # next check due after identity_seconds as before)
+    # frame; a break of the track or a failed check makes the next one due after
+    # identity_seconds. A cut to a similar-looking face can keep the track (liveportrait_d0 to
+    # _s18 did), so a swap is caught within this plus identity_seconds (services refuse samples
+    # that do not match the checked person meanwhile: LivenessTracker.is_same_person)
     identity_followed_seconds: float = 3.0
     same_person_min: float = 0.30  # cosine; different people in the test clips stay under 0.34
     face_changed_checks: int = 2  # consecutive failed identity checks that end the session

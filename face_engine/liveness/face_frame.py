@@ -32,25 +32,24 @@ class AlignedFace:
     rigid: np.ndarray
 
 
-def _eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(subject's right, left) eye centre, in float64."""
+def _eye_span(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """In float64: the subject's right eye centre (mean of the eye's corners), the vector from
+    it to the left one, and its length (1 when the centres coincide, so that it can divide)."""
     right = points[RIGHT_EYE_CORNERS].mean(0).astype(np.float64)
-    return right, points[LEFT_EYE_CORNERS].mean(0).astype(np.float64)
+    span = points[LEFT_EYE_CORNERS].mean(0).astype(np.float64) - right
+    return right, span, float(np.hypot(*span)) or 1.0
 
 
 def eye_distance(points: np.ndarray) -> float:
     """Distance between the eye centres (means of each eye's corners) in pixels (1 when they
-    coincide, so that it can divide)."""
-    right, left = _eye_centres(points)
-    return float(np.hypot(*(left - right))) or 1.0
+    coincide)."""
+    return _eye_span(points)[2]
 
 
 def align_face(gray: np.ndarray, points: np.ndarray) -> AlignedFace:
     """Warp ``gray`` so that the eye centres of ``points`` (68 landmarks) land on
     RIGHT_EYE_AT and LEFT_EYE_AT."""
-    right, left = _eye_centres(points)
-    span = left - right
-    distance = eye_distance(points)
+    right, span, distance = _eye_span(points)
     scale = ALIGNED_EYE_DISTANCE / distance
     angle = np.arctan2(span[1], span[0])
     cos, sin = scale * np.cos(angle), scale * np.sin(angle)
