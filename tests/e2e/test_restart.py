@@ -39,11 +39,14 @@ def _env(workdir, **extra: str) -> dict[str, str]:
         FACEAUTH_ADMISSION_LATENCY_MS="0",
         PYTHONFAULTHANDLER="1",  # a crash at exit prints where it happened into the log
         # Short clocks so that the test takes seconds: an orphan is found 2 s after its
-        # worker's last heartbeat; failed webhooks are retried within a second.
+        # worker's last heartbeat. Failed webhooks are retried after 1.5 s, then 3 s: the
+        # test kills the server about a second after the second attempt, and a kill in the
+        # middle of an attempt would leave its lease (40 s) to run out before the delivery
+        # is taken over, as designed; the third attempt must not fall there.
         FACEAUTH_WORKER_HEARTBEAT_SECONDS="0.5",
         FACEAUTH_WEBHOOK_POLL_SECONDS="0.2",
-        FACEAUTH_WEBHOOK_BACKOFF_SECONDS="0.3",
-        FACEAUTH_WEBHOOK_BACKOFF_MAX_SECONDS="1",
+        FACEAUTH_WEBHOOK_BACKOFF_SECONDS="1.5",
+        FACEAUTH_WEBHOOK_BACKOFF_MAX_SECONDS="3",
         FACEAUTH_WEBHOOK_MAX_ATTEMPTS="1000",
         FACEAUTH_WEBHOOK_ALLOW_PRIVATE_URLS="1",
         **extra,
