@@ -91,14 +91,15 @@ SERVER_SETTINGS: dict[str, str] = {}  # --set NAME=VALUE: for the server and the
 
 def base_environment(workdir: Path, users: int) -> dict[str, str]:
     """No FaceAuth settings from the caller's shell, plus per-client limits sized for N users
-    (N open sessions, and a session every 5 s per user: the shortest a session lasts), plus
-    --set's settings."""
+    (N open sessions; session creations: one every 5 s per user, the shortest a session lasts,
+    and past capacity one a second per refused user, the shortest Retry-After), plus --set's
+    settings."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DJANGO_", "FACEAUTH_")) and k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
         FACEAUTH_DATA_DIR=str(workdir / "data"),
         FACEAUTH_MAX_ACTIVE_SESSIONS_PER_CLIENT=str(max(20, 2 * users)),
-        FACEAUTH_SESSION_CREATE_RATE=f"{max(60, 12 * users)}/minute",
+        FACEAUTH_SESSION_CREATE_RATE=f"{60 * max(1, users)}/minute",
         FACEAUTH_LOG_LEVEL="WARNING",
     )
     env.update(SERVER_SETTINGS)

@@ -4,7 +4,9 @@ connects anyway gets a clear error and close 4503 while its session stays usable
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from channels.db import database_sync_to_async
@@ -60,6 +62,30 @@ def test_frames_waiting_for_the_engine_on_any_worker_refuse(db):
     publish(worker="host-a:2", wait_p95=0.25)
     decision = admission.decide(sessions=1)
     assert not decision.admit and "250 ms" in decision.reason and decision.retry_after >= 1
+
+
+def test_refused_clients_are_told_different_delays(db):
+    # One delay for everyone brought the refused crowd back at the same second.
+    publish(wait_p95=0.25)
+    delays = {admission.decide(sessions=1).retry_after for _ in range(60)}
+    low, high = admission.RETRY_AFTER_SECONDS
+    assert delays <= set(range(low, high + 1)) and len(delays) > 1
+
+
+def test_a_drained_backlog_stops_refusing_once_it_leaves_the_window(db, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(admission, "time", SimpleNamespace(
+        monotonic=lambda: clock[0], process_time=time.process_time, time=time.time))
+    load = admission.EngineLoad()
+    for _ in range(20):
+        load.record(0.3)  # a backlog: each frame waited 300 ms
+    assert not admission.decide(sessions=1).admit
+    clock[0] += admission.WINDOW_SECONDS - 0.5
+    load.record(0.005)  # the backlog has drained, but its frames are still in the window
+    assert not admission.decide(sessions=1).admit
+    clock[0] += 1.0
+    load.record(0.005)
+    assert admission.decide(sessions=1).admit
 
 
 def test_every_session_is_counted_at_the_measured_cpu_per_frame(db):
