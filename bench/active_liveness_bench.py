@@ -3,12 +3,12 @@
     .venv/bin/python bench/active_liveness_bench.py [--seeds 40] [--clips NAME ...] [--json]
 
 For each seed (0..N-1) the challenge sequence is ``draw_challenges(random.Random(seed))``.
-- obeying: a person following the prompts (face_engine.challenge_player.play_obeying),
+- obeying: a person following the prompts (face_engine.evaluation.challenge_player.play_obeying),
   resting at a rest of a clip from which the clip shows every drawn action (of those that
   do, the most versatile: ``Rest.rank``); seeds whose sequence no rest covers are counted
   apart, with the reason.
 - straight replay: every clip from its start, looped, whatever the prompts.
-- screen replay: every clip on a simulated phone screen (face_engine.attacks), played once.
+- screen replay: every clip on a simulated phone screen (face_engine.evaluation.attacks), played once.
 Prints each clip's rests with their registering stretches, each seed's outcome, then
 pass/fail rates and the failure codes."""
 
@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from face_engine import challenge_player as player  # noqa: E402
-from face_engine.attacks import live_clips  # noqa: E402
 from face_engine.challenge import draw_challenges  # noqa: E402
+from face_engine.evaluation import challenge_player as player  # noqa: E402
+from face_engine.evaluation.attacks import live_clips  # noqa: E402
 
 FACES = REPO.parent / "shared" / "faces"
 

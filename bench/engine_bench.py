@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from face_engine import benchmark
+from face_engine.evaluation import benchmark
 
 # Targets of the face engine issue (one thread unless said otherwise).
 TARGETS = {

@@ -3,10 +3,10 @@ at each security level, on every labelled pair of ../shared/faces.
 
     .venv/bin/python bench/fusion.py [--json]
 
-Both embeddings of every labelled sample (face_engine.calibration's set) are computed; dlib's
+Both embeddings of every labelled sample (face_engine.evaluation.calibration's set) are computed; dlib's
 score is minus the Euclidean distance of its descriptors (its own metric), the fused score the
 mean of the two scores standardised on the different-identity pairs. Each level's threshold is
-calibrated the same way for both (face_engine.calibration.calibrated_threshold), then both
+calibrated the same way for both (face_engine.evaluation.calibration.calibrated_threshold), then both
 error rates are counted: on all pairs (in sample), and with thresholds calibrated on half of
 the identities and counted on the other half (held out, both ways). The service keeps the
 second opinion only if fusion lowers the error rates at every level; this prints the verdict."""
@@ -23,10 +23,11 @@ import cv2
 import dlib
 import numpy as np
 
-from face_engine import calibration, models
+from face_engine import models
 from face_engine.cli import SHARED_FACES
 from face_engine.detect import detect, landmarks
 from face_engine.embed import embed
+from face_engine.evaluation import calibration
 from face_engine.matching import LEVELS
 
 DLIB_RESNET = models.ModelFile(

@@ -4,7 +4,7 @@ tracking-path median against a JPEG decode baseline measured in the same run.
     .venv/bin/python bench/liveness_bench.py [--faces ../shared/faces] [--seed 0] [--json]
         [--no-face-tracking]
 
-Every synthesised attack (face_engine/attacks.py: every photo kind on every single-face photo
+Every synthesised attack (face_engine/evaluation/attacks.py: every photo kind on every single-face photo
 and on a frame of every live clip, and a screen replay of every live clip), every shared live
 clip and every generated variation of it, at 10 frames/s within the 120-frame budget. The
 same set as files: ``python -m face_engine attacks OUT`` then
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from face_engine import attacks, benchmark, liveness_eval
+from face_engine.evaluation import attacks, benchmark, liveness_eval
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 

@@ -71,7 +71,7 @@ FRAME_ERRORS = {"frame_rate_exceeded", "invalid_image", "image_too_large", "unsu
 # --- frames ---
 def clip_frames(clip: Path) -> list[bytes]:
     """The clip as a browser would send it: 640x480 JPEG (quality 80) at 10 frames/s."""
-    from face_engine.benchmark import jpeg_frames
+    from face_engine.evaluation.benchmark import jpeg_frames
 
     frames = jpeg_frames([clip], per_video=10_000)
     if not frames:

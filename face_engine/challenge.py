@@ -79,7 +79,7 @@ def draw_challenges(rng: random.Random, *, count: int | None = None) -> list[str
 @dataclass(frozen=True)
 class ChallengeConfig:
     """Thresholds of the active mode. Where the numbers come from (pose measured by the engine
-    at 10 frames/s on the shared clips, see face_engine/challenge_player.py):
+    at 10 frames/s on the shared clips, see face_engine/evaluation/challenge_player.py):
 
     - Head pose of a still, frontal person wobbles by up to +-4 degrees of yaw and pitch from
       frame to frame (liveportrait_d0, d9 0-4.6 s, d12), with single-frame spikes up to 15

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from face_engine import attacks, benchmark, liveness_eval
-from face_engine.attacks import browser_frame
-from face_engine.calibration import calibrate_levels, pair_scores, shared_faces_samples
 from face_engine.challenge import ChallengeTracker, draw_challenges
 from face_engine.decode import ALL_FORMATS, FILE_LIMITS, decode
 from face_engine.detect import detect, landmarks
 from face_engine.embed import embed, similarity
 from face_engine.errors import FaceEngineError, ImageError, NoFaceError
+from face_engine.evaluation import attacks, benchmark, liveness_eval
+from face_engine.evaluation.attacks import browser_frame
+from face_engine.evaluation.calibration import calibrate_levels, pair_scores, shared_faces_samples
 from face_engine.liveness import LivenessTracker
 from face_engine.matching import DEFAULT_LEVEL, LEVELS
 from face_engine.pipeline import analyze

@@ -21,6 +21,6 @@ def faces_dir() -> Path:
 def labelled_samples(faces_dir: Path) -> list:
     """Every labelled face of the shared faces with its SFace embedding, as
     ``python -m face_engine calibrate`` assembles them (about 20 s, once per run)."""
-    from face_engine.calibration import shared_faces_samples
+    from face_engine.evaluation.calibration import shared_faces_samples
 
     return shared_faces_samples(faces_dir)

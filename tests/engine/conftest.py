@@ -4,9 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-# Photos of one identity per folder; edge/ holds Obama too. group/ is left out (several people).
-from face_engine.calibration import PHOTO_FOLDERS as IDENTITY_FOLDERS
 from face_engine.cli import load_image
+
+# Photos of one identity per folder; edge/ holds Obama too. group/ is left out (several people).
+from face_engine.evaluation.calibration import PHOTO_FOLDERS as IDENTITY_FOLDERS
 
 
 def single_face_photos(faces_dir: Path) -> list[Path]:

@@ -4,7 +4,7 @@ single-face photo."""
 import cv2
 import numpy as np
 
-from face_engine.attacks import (
+from face_engine.evaluation.attacks import (
     LIVE_VARIATIONS,
     PHOTO_KINDS,
     REPLAY_KINDS,

@@ -1,4 +1,4 @@
-"""The active mode on recorded footage (face_engine.challenge_player): a person following the
+"""The active mode on recorded footage (face_engine.evaluation.challenge_player): a person following the
 prompts passes, the same clip replayed straight (or on a simulated phone screen) fails, over
 40 seeds. The clip is analysed once per module; each run only feeds the trackers."""
 
@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from face_engine import challenge_player as player
 from face_engine.challenge import CHALLENGE_CODES, draw_challenges
 from face_engine.cli import main
+from face_engine.evaluation import challenge_player as player
 
 SEEDS = range(40)
 # The shared clip with a rest from which it shows every action: turns both ways (one from its

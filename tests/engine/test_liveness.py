@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import face_engine as fe
-from face_engine.attacks import (
+from face_engine.evaluation.attacks import (
     BLINK_AND_MOVEMENT_CLIPS,
     PHOTO_KINDS,
     Presentation,
     browser_frame,
     photo_sources,
 )
-from face_engine.liveness_eval import evaluate_presentation
+from face_engine.evaluation.liveness_eval import evaluate_presentation
 from face_engine.video import video_frames
 
 FPS = 10.0

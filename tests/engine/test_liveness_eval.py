@@ -2,9 +2,9 @@
 
 import json
 
-from face_engine.attacks import Presentation, write_set
 from face_engine.cli import main
-from face_engine.liveness_eval import ClipResult, summary
+from face_engine.evaluation.attacks import Presentation, write_set
+from face_engine.evaluation.liveness_eval import ClipResult, summary
 
 
 def result(label, note, live):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_engine import calibration, matching
+from face_engine import matching
+from face_engine.evaluation import calibration
 from face_engine.matching import Candidate, decide_identification, decide_verification
 
 

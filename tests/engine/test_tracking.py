@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import face_engine as fe
-from face_engine import liveness_eval
-from face_engine.attacks import PHOTO_KINDS, Presentation, browser_frame, photo_sources
 from face_engine.cli import load_image
+from face_engine.evaluation import liveness_eval
+from face_engine.evaluation.attacks import PHOTO_KINDS, Presentation, browser_frame, photo_sources
 from face_engine.pipeline import REDETECT_EVERY, REDUCED_DECODE_MIN_FACE
 from face_engine.video import fit_frame, video_frames
 
@@ -140,7 +140,7 @@ def test_a_person_swapped_mid_stream_is_caught_through_the_tracker(faces_dir, fi
 
 
 def test_photo_attacks_stay_not_live_through_the_tracker(faces_dir):
-    """The synthesised photo attacks of face_engine.attacks that test_liveness runs with
+    """The synthesised photo attacks of face_engine.evaluation.attacks that test_liveness runs with
     detection on every frame: every photo, 4 s each, the kinds taken in turn."""
     photos = [(path, at) for path, at in photo_sources(faces_dir) if at is None]
     presentations = [Presentation("attack", PHOTO_KINDS[index % len(PHOTO_KINDS)], path, 1, at, frames=40)

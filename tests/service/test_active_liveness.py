@@ -12,8 +12,8 @@ from asgiref.sync import sync_to_async
 
 import face_engine as fe
 from auth_service.services import crypto, frames, sessions
-from face_engine import challenge_player as player
 from face_engine.challenge import CHALLENGE_CODES, INSTRUCTIONS
+from face_engine.evaluation import challenge_player as player
 
 from .conftest import jpeg, video_jpegs
 from .test_consumers import closed_with, connect, creds, run  # noqa: F401 (creds is a fixture)

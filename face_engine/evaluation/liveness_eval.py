@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from face_engine.attacks import MAX_FRAMES, Presentation, browser_frame
 from face_engine.errors import FaceEngineError, ImageError
+from face_engine.evaluation.attacks import MAX_FRAMES, Presentation, browser_frame
 from face_engine.liveness import LivenessTracker
 from face_engine.pipeline import REDETECT_EVERY, FaceTracker
 from face_engine.types import DEFAULT_LIVENESS, LivenessConfig, LivenessState

@@ -28,7 +28,7 @@ replays that cannot. Used by the tests and by ``bench/active_liveness_bench.py``
 - ``play_straight``: the clip from its start regardless of prompts, looped within the
   120-frame budget, as a replay on a laptop or phone would run.
 - ``screen_replay_frames``: the clip on a simulated phone screen held up to the camera
-  (``face_engine.attacks``), played once."""
+  (``face_engine.evaluation.attacks``), played once."""
 
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face_engine.attacks import Presentation, browser_frame
 from face_engine.challenge import (
     CHALLENGE_CODES,
     DEFAULT_CHALLENGE_CONFIG,
@@ -52,6 +51,7 @@ from face_engine.challenge import (
     ChallengeTracker,
     median_pose,
 )
+from face_engine.evaluation.attacks import Presentation, browser_frame
 from face_engine.liveness import LivenessTracker
 from face_engine.pipeline import analyze
 from face_engine.types import DEFAULT_LIVENESS, FrameAnalysis
@@ -195,7 +195,7 @@ def clip_frames(path: Path, *, fps: float = FPS, mirror: bool = False) -> list[F
 
 
 def screen_replay_frames(path: Path, *, seed: int = 0, frames: int = MAX_FRAMES) -> list[Frame]:
-    """The clip played once on a simulated phone screen (face_engine.attacks), analysed."""
+    """The clip played once on a simulated phone screen (face_engine.evaluation.attacks), analysed."""
     stream = Presentation("attack", "screen_replay", path, seed, None, frames).stream()
     return [Frame(image, analyze(image)) for image in stream]
 
