@@ -1,5 +1,5 @@
 """Command line: ``python -m face_engine COMMAND`` (detect, compare, liveness, liveness-eval,
-attacks, pairs, calibrate, bench).
+attacks, pairs, calibrate, bench, pad-eval).
 
 Output is JSON on stdout. Exit codes: 0 done (whatever the verdict), 2 an input could not
 be used (message on stderr)."""
@@ -20,7 +20,7 @@ from face_engine.decode import ALL_FORMATS, FILE_LIMITS, decode
 from face_engine.detect import detect, landmarks
 from face_engine.embed import embed, similarity
 from face_engine.errors import FaceEngineError, ImageError, NoFaceError
-from face_engine.evaluation import attacks, benchmark, liveness_eval
+from face_engine.evaluation import attacks, benchmark, liveness_eval, pad_eval
 from face_engine.evaluation.attacks import browser_frame
 from face_engine.evaluation.calibration import calibrate_levels, pair_scores, shared_faces_samples
 from face_engine.liveness import LivenessTracker
@@ -116,6 +116,36 @@ def command_liveness_eval(args: argparse.Namespace) -> None:
         results.append(result)
         print(json.dumps(result.as_dict()), flush=True)
     print(json.dumps(liveness_eval.summary(results)))
+
+
+def command_pad_eval(args: argparse.Namespace) -> None:
+    models = pad_eval.MODEL_CHOICES[args.models]
+    try:
+        frames = pad_eval.read_labels(Path(args.labels), Path(args.root) if args.root else None)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ImageError(f"{args.labels}: {exc}") from exc
+    threshold = pad_eval.default_threshold(args.models, judged_only=args.judgeable) \
+        if args.threshold is None else args.threshold
+    calibrating = args.calibrate_bpcer is not None
+    results = []
+    for frame in frames:
+        result = pad_eval.score_frame(frame, models)
+        results.append(result)
+        if not calibrating:  # with calibration the threshold is known only at the end
+            print(json.dumps(result.as_dict(threshold, models)), flush=True)
+    if calibrating:
+        judged = [r for r in results if r.judgeable] if args.judgeable else results
+        try:
+            threshold = pad_eval.calibrate(judged, args.calibrate_bpcer, models)
+        except ValueError as exc:
+            raise ImageError(str(exc)) from exc
+        for result in results:
+            print(json.dumps(result.as_dict(threshold, models)))
+        print(json.dumps({"calibration": True, "target_bpcer": args.calibrate_bpcer, "models": args.models,
+                          "threshold": threshold, "auc": pad_eval.auc(judged, models),
+                          "auc_by_type": {kind: pad_eval.auc(judged, models, kind)
+                                          for kind in pad_eval.ATTACK_TYPES}}))
+    print(json.dumps(pad_eval.summary(results, threshold, models, judged_only=args.judgeable)))
 
 
 def command_attacks(args: argparse.Namespace) -> dict:
@@ -252,6 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--max-frames", type=int, default=attacks.MAX_FRAMES,
                              help="the session's frame budget (default %(default)s)")
     eval_parser.set_defaults(handler=command_liveness_eval)
+
+    pad_parser = commands.add_parser(
+        "pad-eval", help="per-frame APCER/BPCER of the anti-spoofing score over Replay-Attack style labels"
+    )
+    pad_parser.add_argument("labels", help="CSV: path,split,client,label,attack_type,support,medium,light")
+    pad_parser.add_argument("--root", help="folder the paths are relative to (default: the CSV's folder)")
+    pad_parser.add_argument("--models", choices=list(pad_eval.MODEL_CHOICES), default=pad_eval.DEFAULT_CHOICE,
+                            help="networks whose real-probabilities are averaged (default %(default)s)")
+    pad_parser.add_argument("--threshold", type=float,
+                            help="accept at this mean real-probability (default: the calibrated one)")
+    pad_parser.add_argument("--calibrate-bpcer", type=float, metavar="RATE",
+                            help="derive the threshold that refuses at most RATE of the live frames")
+    pad_parser.add_argument("--judgeable", action="store_true",
+                            help="leave out frames too dark or blurred for the presentation signal")
+    pad_parser.set_defaults(handler=command_pad_eval)
 
     attacks_parser = commands.add_parser(
         "attacks", help="write the synthetic attacks and live variations with a manifest for liveness-eval"

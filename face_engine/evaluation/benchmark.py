@@ -139,7 +139,7 @@ def _peak_rss_mb() -> float:
 
 def default_videos() -> list[Path]:
     """The liveportrait clips in ../shared/faces/video beside the repository, if present."""
-    folder = Path(__file__).resolve().parents[2] / "shared" / "faces" / "video"
+    folder = Path(__file__).resolve().parents[3] / "shared" / "faces" / "video"
     return sorted(folder.glob("liveportrait_*.mp4"))
 
 
