@@ -181,7 +181,9 @@ class ActiveLivenessState:
 
     @property
     def live(self) -> bool:
-        return not self.missing and self.same_person and self.failure is None
+        # The anti-spoofing signal vetoes here too: its verdict must be "live".
+        return (not self.missing and self.same_person and self.failure is None
+                and self.passive.presentation == "live")
 
     @property
     def score(self) -> float:
@@ -260,6 +262,10 @@ class ChallengeTracker:
         ``gray`` and ``continued`` as ``LivenessTracker.update``."""
         self._frames += 1
         now = timestamp if timestamp is not None else self._frames / self.passive.config.default_fps
+        # The eye model runs only while the blink challenge is next (its settle pause gives the
+        # blink signal the open-eye frames it needs first).
+        pending = len(self._passed) < len(self.challenges) and self._failure is None
+        self.passive.seek_blink = pending and self.challenges[len(self._passed)] == "blink"
         passive = self.passive.update(image, analysis, now, gray=gray, continued=continued)
         usable = (
             analysis.landmarks is not None
@@ -363,7 +369,7 @@ class ChallengeTracker:
         elif self._failure is not None:
             hint = FAILURE_HINTS[self._failure]
         elif len(self._passed) == len(self.challenges):
-            hint = None
+            hint = passive.hint if passive.presentation != "live" else None
         elif unusable_hint is not None:
             hint = unusable_hint
         else:

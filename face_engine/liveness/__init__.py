@@ -9,19 +9,31 @@ is the passive policy that feeds them and combines their evidence.
 - ``identity.IdentitySignal``: embeddings about once a second and on reappearance; a different
   person ends the session (``face_changed``).
 - ``replay.StaticReplaySignal``: the very same picture sent again and again (``static_image``).
+- ``presentation.PresentationAttackSignal``: an anti-spoofing network scores a few frames for
+  the traces of a screen or paper (``presentation_attack``); a live verdict needs its "live".
 Faces too small to resolve (eye distance under ``min_eye_distance``) give the hint "move
-closer" and no evidence. Not covered: a live person replayed on a good screen, a 3D mask, a
-real-time deepfake fed to a virtual camera: each has real blinks and real 3D movement."""
+closer" and no evidence. Not covered: a 3D mask, a real-time deepfake fed to a virtual camera,
+and the replays and prints the anti-spoofing network misses (docs/liveness.md gives the rates)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from face_engine.liveness.blink import BlinkSignal, eye_view
+from face_engine.eyes import eye_state
+from face_engine.liveness.blink import BlinkFrame, BlinkSignal, eye_view
+from face_engine.liveness.explanation import Explanation
 from face_engine.liveness.face_frame import align_face, eye_distance
 from face_engine.liveness.identity import IdentitySignal
 from face_engine.liveness.parallax import ParallaxSignal, planar_residual
+from face_engine.liveness.presentation import (
+    ATTACK,
+    DEFAULT_PRESENTATION,
+    LIVE,
+    UNJUDGEABLE,
+    PresentationAttackSignal,
+    PresentationConfig,
+)
 from face_engine.liveness.replay import StaticReplaySignal
 from face_engine.types import DEFAULT_LIVENESS, FrameAnalysis, LivenessConfig, LivenessState
 
@@ -31,6 +43,8 @@ HINT_FACE = "keep your face in view"
 HINT_CLOSER = "move closer"
 HINT_SAME_PERSON = "the person changed: start again"
 HINT_STATIC = "a still image was detected: use a live camera"
+HINT_PRESENTATION = "a photo or a screen was detected: show your own face to the camera"
+HINT_CHECKING = "hold still for a moment"
 
 __all__ = ["LivenessConfig", "LivenessTracker", "planar_residual"]
 
@@ -44,9 +58,13 @@ class LivenessTracker:
     not track points for parallax meanwhile. The service runs passive sessions this way;
     the active mode (``ChallengeTracker``) and tools that count every blink leave it off."""
 
-    def __init__(self, config: LivenessConfig = DEFAULT_LIVENESS, *, stop_at_evidence: bool = False) -> None:
+    def __init__(
+        self, config: LivenessConfig = DEFAULT_LIVENESS, *, stop_at_evidence: bool = False,
+        presentation: PresentationConfig | None = DEFAULT_PRESENTATION, explain: bool = False,
+    ) -> None:
         self.config = config
         self.stop_at_evidence = stop_at_evidence
+        self._seek_blink = True
         self._frames = 0
         self._blinks = 0
         self._parallax_frames = 0
@@ -54,6 +72,10 @@ class LivenessTracker:
         self._parallax = ParallaxSignal(config)
         self._identity = IdentitySignal(config)
         self._static = StaticReplaySignal(config)
+        self._presentation = PresentationAttackSignal(presentation) if presentation is not None else None
+        self.explanation = Explanation()
+        self.trace: list[dict] | None = [] if explain else None
+        self._last_centre: np.ndarray | None = None
 
     def update(
         self, image: np.ndarray, analysis: FrameAnalysis, timestamp: float | None = None, *,
@@ -69,37 +91,71 @@ class LivenessTracker:
         now = timestamp if timestamp is not None else self._frames / self.config.default_fps
         embedding, too_small = None, False
         face, marks = analysis.face, analysis.landmarks
+        record: dict = {"frame": self._frames, "time": now, "face": face is not None}
+        self._blink.last = BlinkFrame(None, None, None, None)
+        self._parallax.last_residual = None
         if face is None or marks is None:
             self._lose_face()
+            self.explanation.count("no_face")
         elif self._failure is None:
             self._static.update(image, face.box)
             embedding = self._identity.update(image, face, now, continued)
             distance = eye_distance(marks.points)
             too_small = distance < self.config.min_eye_distance
+            centre = marks.points[36:48].mean(axis=0)
+            if self._last_centre is not None:
+                # The face's movement in the picture (camera or head), against the aligned
+                # frame's head_shift: what a hand-held camera moves and what it does not.
+                record["image_motion"] = float(np.linalg.norm(centre - self._last_centre)) / distance
+            self._last_centre = centre
+            record.update(eye_distance=distance,
+                          identity=self._identity.last_similarity if embedding is not None else None)
             if too_small or "partially_visible" in analysis.quality.codes:
                 # Landmarks of a face this small, or cut by the frame, are guesses: no evidence.
                 self._blink.reset()
                 self._parallax.reset()
+                self.explanation.count("too_small" if too_small else "partially_visible")
             else:
                 wants_blink, wants_parallax = self.measuring_blink, self.measuring_parallax
                 if (wants_blink or wants_parallax) and gray is None:
                     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
                 if wants_blink:
-                    self._blinks += self._blink.update(eye_view(align_face(gray, marks.points), marks, now))
+                    eyes = eye_state(image, marks.points)
+                    counted = self._blink.update(eye_view(align_face(gray, marks.points), eyes, now))
+                    self._blinks += counted
+                    record["openings"] = eyes.opening
+                    self.explanation.blink_event(self._blink.last.event)
                 if wants_parallax:
-                    self._parallax_frames += self._parallax.update(gray, marks.points, distance)
-        return self._state(analysis, embedding, too_small)
-
+                    moved = self._parallax.update(gray, marks.points, distance)
+                    self._parallax_frames += moved
+                if self._presentation is not None:
+                    self._presentation.update(image, face, analysis.quality.metrics, now)
+        state = self._state(analysis, embedding, too_small)
+        if self.trace is not None:
+            self.trace.append(self._traced(record, state))
+        return state
     def is_same_person(self, embedding: np.ndarray) -> bool:
         """Whether ``embedding`` (of this session's face) is of the person its identity checks
         have seen: samples embedded between two checks are held to it."""
         return self._identity.matches(embedding)
 
     @property
+    def seek_blink(self) -> bool:
+        """Whether a blink is sought at all (default True). The active mode seeks one only
+        while its blink challenge is next, so the eye model runs on those frames alone."""
+        return self._seek_blink
+
+    @seek_blink.setter
+    def seek_blink(self, value: bool) -> None:
+        if value and not self._seek_blink:
+            self._blink.reset()  # the frames before were not watched: start from open eyes
+        self._seek_blink = value
+
+    @property
     def measuring_blink(self) -> bool:
-        """Whether the blink signal still takes frames (always, unless ``stop_at_evidence``
-        and a blink is in)."""
-        return not (self.stop_at_evidence and self._blinks > 0)
+        """Whether the blink signal (and its eye model) still takes frames: while a blink is
+        sought, and with ``stop_at_evidence`` only until the first one is in."""
+        return self.seek_blink and not (self.stop_at_evidence and self._blinks > 0)
 
     @property
     def measuring_parallax(self) -> bool:
@@ -125,9 +181,17 @@ class LivenessTracker:
             return "face_changed"
         if self._static.detected:
             return "static_image"
+        if self._presentation is not None and self._presentation.verdict == ATTACK:
+            return "presentation_attack"
         return None
 
+    @property
+    def presentation_verdict(self) -> str:
+        """The anti-spoofing signal's verdict (``live`` when the signal is off)."""
+        return self._presentation.verdict if self._presentation is not None else LIVE
+
     def _lose_face(self) -> None:
+        self._last_centre = None
         self._identity.face_lost()
         self._blink.reset()
         self._parallax.reset()
@@ -144,6 +208,8 @@ class LivenessTracker:
             hint = HINT_SAME_PERSON
         elif failure == "static_image":
             hint = HINT_STATIC
+        elif failure == "presentation_attack":
+            hint = HINT_PRESENTATION
         elif analysis.face is None:
             hint = HINT_FACE
         elif too_small:
@@ -152,6 +218,10 @@ class LivenessTracker:
             hint = HINT_BLINK
         elif missing:
             hint = HINT_MOVE
+        elif self.presentation_verdict == UNJUDGEABLE:
+            hint = self._presentation.hint
+        elif self.presentation_verdict != LIVE:
+            hint = HINT_CHECKING
         else:
             hint = None
         return LivenessState(
@@ -165,4 +235,18 @@ class LivenessTracker:
             embedding=embedding,
             parallax_frames=self._parallax_frames,
             too_small=too_small,
+            presentation=self.presentation_verdict,
         )
+
+    def _traced(self, record: dict, state: LivenessState) -> dict:
+        """One frame of the trace: what each signal measured and decided."""
+        blink = self._blink.last
+        record.update(
+            blink_ratios=blink.ratios, eye_changes=blink.changes, head_shift=blink.head_shift,
+            blink_event=blink.event, parallax_residual=self._parallax.last_residual,
+            blinks=state.blinks,
+            parallax_frames=state.parallax_frames, presentation=state.presentation,
+            presentation_score=self._presentation.score if self._presentation is not None else None,
+            failure=state.failure, too_small=state.too_small,
+        )
+        return record

@@ -1,14 +1,20 @@
-"""Blink: both eyes close and reopen within a blink's time while the rest of the face stays
-rigid, seen in the face-aligned frame (face_frame.py).
+"""Blink: both eyes close and reopen within a blink's time, seen by a dedicated eye model
+(face_engine/eyes.py: the lids' opening in eye widths) and confirmed in the face-aligned
+frame (face_frame.py).
 
-The eye aspect ratio (EAR) of dlib's landmarks alone is not evidence: on a small, blurred or
-resampled face the eyelid points wander by a pixel or two, and a photo moved by hand shows
-EAR "dips". So a closure also needs the eyes' *appearance* to change against the last open
-frame (closed lids hide the dark iris and lash line: a large change in the aligned, blurred
-eye patch, which a photo cannot produce whatever its motion, because after alignment its eye
-pixels are the same pixels), and the head must not have moved meanwhile (eye corners and
-nose keep their places in the aligned frame, and the pose stays put): a head turning or
-looking down narrows the eyes without a blink."""
+The eye opening alone is not evidence: a photo moved by hand, tilted or blurred wobbles it.
+So a closure also needs the eyes' *appearance* to change against the last open frame (closed
+lids hide the dark iris and lash line: a large change in the aligned, blurred eye patch, which
+a photo cannot produce whatever its motion, because after alignment its eye pixels are the
+same pixels), and it must end within a blink's time (lids lowered by looking down, a frown or
+a squint stay down for longer).
+
+Motion is judged in the face-aligned frame, where moving the camera (shake, a walk, a phone at
+arm's length) moves nothing: only the landmarks' rigid points jumping against each other by
+more than a head can turn in one frame rejects a closure (the landmarks lost the face). A head
+turning while the eyes blink is let through: people often blink as they turn their head or
+shift their gaze, and the head pose is no guide at a closure (the pose fit uses the eye
+points, and jumped by 16 degrees at liveportrait_d0's blink)."""
 
 from __future__ import annotations
 
@@ -18,8 +24,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from face_engine.eyes import EyeState
 from face_engine.liveness.face_frame import ALIGNED_EYE_DISTANCE, LEFT_EYE_AT, RIGHT_EYE_AT, AlignedFace
-from face_engine.types import Landmarks, LivenessConfig
+from face_engine.types import LivenessConfig
 
 _EYE_HALF = (11, 7)  # half width and height of an eye patch in aligned pixels
 
@@ -28,23 +35,21 @@ _EYE_HALF = (11, 7)  # half width and height of an eye patch in aligned pixels
 class EyeView:
     """What the blink signal keeps of one frame."""
 
-    ears: tuple[float, float]  # (subject's right, left)
+    openings: tuple[float, float]  # the eye model's, (subject's right, left)
     patches: tuple[np.ndarray, np.ndarray]
     rigid: np.ndarray
-    pose: tuple[float, float]  # (yaw, pitch)
     time: float
 
 
-def eye_view(face: AlignedFace, marks: Landmarks, now: float) -> EyeView:
-    """The eye patches of the aligned face, with the landmarks' eye ratios and pose."""
+def eye_view(face: AlignedFace, eyes: EyeState, now: float) -> EyeView:
+    """The eye patches of the aligned face, with the eye model's openings."""
     blurred = cv2.GaussianBlur(face.gray, (5, 5), 1.0).astype(np.float32)
     half_width, half_height = _EYE_HALF
     right, left = (
         blurred[round(y) - half_height:round(y) + half_height, round(x) - half_width:round(x) + half_width]
         for x, y in (RIGHT_EYE_AT, LEFT_EYE_AT)
     )
-    pose = (marks.pose.yaw, marks.pose.pitch)
-    return EyeView((marks.right_ear, marks.left_ear), (right, left), face.rigid, pose, now)
+    return EyeView(eyes.opening, (right, left), face.rigid, now)
 
 
 def appearance_change(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,12 +61,23 @@ def appearance_change(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 - float((a * b).sum()) / norm if norm > 1e-6 else 0.0
 
 
-def head_shift(a: EyeView, b: EyeView) -> tuple[float, float]:
-    """(RMS movement of the eye corners and nose in the aligned frame, per eye distance;
-    largest change of yaw or pitch in degrees) between two views."""
-    moved = float(np.sqrt(((a.rigid - b.rigid) ** 2).sum(axis=1).mean())) / ALIGNED_EYE_DISTANCE
-    turned = max(abs(a.pose[0] - b.pose[0]), abs(a.pose[1] - b.pose[1]))
-    return moved, turned
+def head_shift(a: EyeView, b: EyeView) -> float:
+    """RMS movement of the eye corners and nose against each other (in the aligned frame, so
+    camera motion does not count) between two views, in eye distances."""
+    return float(np.sqrt(((a.rigid - b.rigid) ** 2).sum(axis=1).mean())) / ALIGNED_EYE_DISTANCE
+
+
+@dataclass(frozen=True)
+class BlinkFrame:
+    """What the blink signal made of one frame, for explanations: the openings against the
+    open-eye level, the appearance change per eye, the head's shift in the aligned frame, and
+    ``event``: None, ``closing`` (a closure began), ``blink`` (counted), or ``rejected:REASON``
+    (``no_eye_change``, ``head_jump``, ``too_long``)."""
+
+    ratios: tuple[float, float] | None
+    changes: tuple[float, float] | None
+    head_shift: float | None
+    event: str | None
 
 
 class BlinkSignal:
@@ -75,6 +91,7 @@ class BlinkSignal:
         self._previous: EyeView | None = None  # the frame before this one
         self._armed = True
         self.eyes_open = True  # the last frame's eyes were at their open level (or unknown)
+        self.last = BlinkFrame(None, None, None, None)  # the last frame's measures
 
     def reset(self) -> None:
         """The face was lost: a closure in progress no longer counts."""
@@ -84,45 +101,63 @@ class BlinkSignal:
         self._previous = None
 
     def update(self, view: EyeView) -> bool:
+        self.last = BlinkFrame(None, None, None, None)
         counted = self._update(view)
         self._previous = view
         return counted
 
+    def _note(self, ratios: list[float], event: str | None, changes: list[float] | None = None,
+              shift: float | None = None) -> None:
+        self.last = BlinkFrame(
+            (ratios[0], ratios[1]), None if changes is None else (changes[0], changes[1]), shift, event,
+        )
+
     def _update(self, view: EyeView) -> bool:
         config = self.config
         if len(self._open) < 3:
-            self._open.append(view.ears)
+            self._open.append(view.openings)
             self._reference = view
             return False
         baseline = np.percentile(np.array(self._open), config.baseline_percentile, axis=0)
-        ratios = [ear / base for ear, base in zip(view.ears, baseline, strict=True)]
+        ratios = [opening / max(base, 1e-6) for opening, base in zip(view.openings, baseline, strict=True)]
         opened = self.eyes_open = min(ratios) >= config.open_ratio
+        self._note(ratios, None)
         if self._closed is not None:
             if view.time - self._closed.time > config.max_blink_seconds:
-                # Closed for longer than a blink: a squint or eyes shut, not a blink. Look for
-                # the next closure once the eyes are open (now, or later).
+                # Closed for longer than a blink: a squint, a frown, a look down or eyes shut,
+                # not a blink. Look for the next closure once the eyes are open (now, or later).
                 self._closed, self._armed = None, opened
+                self._note(ratios, "rejected:too_long")
                 if opened:
                     self._accept_open(view)
             elif opened or (min(ratios) >= config.close_ratio and self._looks_as_before(view)):
                 self._closed = None
                 self._accept_open(view)
+                self._note(ratios, "blink")
                 return True
             return False
         if self._armed and self._reference is not None and max(ratios) < config.open_ratio:
             changes = self.eye_changes(view)
-            # An eye is closing when its ratio falls well below its open level, or below
-            # the open level with a strong change of look (a half-closed lid caught at
-            # 10 frames/s, or landmarks imprecise in a dark frame: liveportrait_s32 at 2.2 s).
+            # An eye is closing when its opening falls well below its open level, or below
+            # the open level with a strong change of look (a lid caught half-closed at
+            # 10 frames/s: liveportrait_s32 at 1.4 s and 2.2 s).
             closing = [
                 ratio < config.close_ratio or change >= config.strong_eye_change
                 for ratio, change in zip(ratios, changes, strict=True)
             ]
             if all(closing):
-                if min(changes) >= config.min_eye_change and self._head_still(view):
+                shift = head_shift(view, self._previous) if self._previous is not None else None
+                if min(changes) < config.min_eye_change:
+                    event = "rejected:no_eye_change"
+                elif shift is None or shift > config.max_blink_head_shift:
+                    event = "rejected:head_jump"
+                else:
+                    event = "closing"
+                if event == "closing":
                     self._closed = view
                 else:
                     self._armed = False  # narrowed eyes without a blink: wait for open eyes
+                self._note(ratios, event, changes, shift)
                 return False
         if opened:
             self._armed = True
@@ -142,14 +177,6 @@ class BlinkSignal:
         eye ratio may lag (measured on liveportrait_s18 at 5.6 s)."""
         return float(np.mean(self.eye_changes(view))) < self.config.min_eye_change / 2
 
-    def _head_still(self, view: EyeView) -> bool:
-        """The head did not move between the previous frame and this closed one (a head
-        turning or nodding narrows the eyes; a blink moves nothing else)."""
-        if self._previous is None:
-            return False
-        moved, turned = head_shift(view, self._previous)
-        return moved <= self.config.max_blink_head_shift and turned <= self.config.max_blink_pose_change
-
     def _accept_open(self, view: EyeView) -> None:
-        self._open.append(view.ears)
+        self._open.append(view.openings)
         self._reference = view

@@ -19,6 +19,7 @@ class IdentitySignal:
         self._face_was_missing = True
         self._followed_since_check = False
         self.changed = False
+        self.last_similarity: float | None = None  # the last check's best match to the person
 
     def face_lost(self) -> None:
         self._face_was_missing = True
@@ -35,6 +36,7 @@ class IdentitySignal:
         if not due:
             return None
         embedding = embed(image, face)
+        self.last_similarity = self.similarity(embedding)
         self._last_check = now
         self._followed_since_check = True
         if not self.matches(embedding):
@@ -46,8 +48,11 @@ class IdentitySignal:
         self._known.append(embedding)
         return embedding
 
+    def similarity(self, embedding: np.ndarray) -> float | None:
+        """Best cosine of ``embedding`` with the person checked so far (None before the first check)."""
+        return max(float(embedding @ known) for known in self._known) if self._known else None
+
     def matches(self, embedding: np.ndarray) -> bool:
         """Whether ``embedding`` is of the person checked so far (True before the first check)."""
-        if not self._known:
-            return True
-        return max(float(embedding @ known) for known in self._known) >= self.config.same_person_min
+        best = self.similarity(embedding)
+        return best is None or best >= self.config.same_person_min

@@ -34,7 +34,7 @@ class ParallaxSignal:
         self._previous: np.ndarray | None = None
         self._region: tuple[int, int, int, int, float] | None = None  # x, y, w, h, scale
         self._steps = 0
-        self.last_residual = 0.0
+        self.last_residual: float | None = None  # the last frame's residual, None when not measured
 
     def reset(self) -> None:
         self._key_points = None
@@ -42,7 +42,7 @@ class ParallaxSignal:
     def update(self, gray: np.ndarray, points: np.ndarray, eye_distance: float) -> bool:
         """Take a frame (grey image, its 68 landmarks, eye distance in pixels); True when the
         face region has moved in 3D since the window's first frame."""
-        self.last_residual = 0.0
+        self.last_residual = None
         if self._key_points is None or self._region is None or self._previous is None:
             self._start(gray, points, eye_distance)
             return False

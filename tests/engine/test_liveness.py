@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import face_engine as fe
+import face_engine.liveness as liveness_module
 from face_engine.evaluation.attacks import (
     BLINK_AND_MOVEMENT_CLIPS,
     PHOTO_KINDS,
@@ -14,6 +15,8 @@ from face_engine.evaluation.attacks import (
     photo_sources,
 )
 from face_engine.evaluation.liveness_eval import evaluate_presentation
+from face_engine.liveness import HINT_PRESENTATION
+from face_engine.liveness.presentation import PresentationConfig
 from face_engine.video import video_frames
 
 FPS = 10.0
@@ -175,3 +178,68 @@ def test_state_says_what_is_missing(faces_dir):
     described = state.as_dict()
     assert described["is_live"] is False and described["missing"] == ["blink", "head_movement"]
     assert "embedding" not in described
+
+
+def _first_frames(path, count):
+    frames = []
+    for index, (timestamp, frame) in enumerate(video_frames(path, fps=FPS)):
+        if index >= count:
+            break
+        frames.append((timestamp, browser_frame(frame)))
+    return frames
+
+
+@pytest.mark.parametrize(("threshold", "verdict"), [(1.01, "attack"), (0.0, "live")])
+def test_the_anti_spoofing_verdict_is_part_of_the_policy(faces_dir, threshold, verdict):
+    # A threshold no score reaches makes every face an attack; one every score reaches, live.
+    config = PresentationConfig(threshold=threshold)
+    tracker = fe.LivenessTracker(stop_at_evidence=True, presentation=config)
+    states = [tracker.update(frame, fe.analyze(frame), timestamp)
+              for timestamp, frame in _first_frames(faces_dir / "video" / "liveportrait_d0.mp4", 31)]
+    assert states[-1].presentation == verdict
+    if verdict == "attack":
+        assert states[-1].failure == "presentation_attack" and not states[-1].live
+        assert states[-1].hint == HINT_PRESENTATION
+        assert not any(state.live for state in states)
+    else:
+        assert states[-1].live and states[-1].failure is None
+    # The verdict needs a few scored frames: the first frames are undecided and never live.
+    assert states[0].presentation == "undecided" and not states[0].live
+
+
+def test_the_eye_model_runs_only_while_a_blink_is_sought(faces_dir, monkeypatch):
+    calls = []
+    original = liveness_module.eye_state
+    monkeypatch.setattr(liveness_module, "eye_state", lambda *args: calls.append(1) or original(*args))
+    tracker = fe.LivenessTracker(stop_at_evidence=True)
+    states = [tracker.update(frame, fe.analyze(frame), timestamp)
+              for timestamp, frame in _first_frames(faces_dir / "video" / "liveportrait_d0.mp4", 31)]
+    first_blink = next(index for index, state in enumerate(states) if state.blinks)
+    assert len(calls) <= first_blink + 1 < len(states)
+    calls.clear()
+    tracker = fe.LivenessTracker()
+    tracker.seek_blink = False
+    for timestamp, frame in _first_frames(faces_dir / "video" / "liveportrait_d0.mp4", 10):
+        tracker.update(frame, fe.analyze(frame), timestamp)
+    assert calls == []
+
+
+def test_the_explanation_names_rejected_closures_and_unusable_frames(faces_dir):
+    tracker = fe.LivenessTracker(explain=True)
+    state = None
+    for timestamp, frame in _first_frames(faces_dir / "video" / "liveportrait_d3.mp4", 80):
+        state = tracker.update(frame, fe.analyze(frame), timestamp)
+    tracker.update(np.zeros((480, 640, 3), np.uint8), fe.analyze(np.zeros((480, 640, 3), np.uint8)), 8.1)
+    explained = tracker.explanation.as_dict(state)
+    assert explained["blink"]["seen"] and explained["head_movement"]["seen"]
+    # The counts are the trace's events: every rejected closure, by reason.
+    rejected = [entry["blink_event"].removeprefix("rejected:") for entry in tracker.trace
+                if (entry.get("blink_event") or "").startswith("rejected:")]
+    counts = {reason: rejected.count(reason) for reason in set(rejected)}
+    assert explained["blink"]["closures_rejected"] == counts
+    # d3 looks down from 3.4 s with her chin out of the picture: no evidence from those frames.
+    assert explained["frames_unusable"]["partially_visible"] >= 5
+    assert tracker.explanation.frames["no_face"] == 1
+    assert len(tracker.trace) == 81 and tracker.trace[-1]["face"] is False
+    assert {"blink_ratios", "eye_changes", "head_shift", "blink_event", "parallax_residual",
+            "presentation_score", "image_motion"} <= set(tracker.trace[40])
