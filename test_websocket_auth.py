@@ -16,7 +16,11 @@ liveness failed, ...), 2 any error (bad credentials, connection, fatal server er
 frames ran out before the server decided).
 
 Needs: requests, websockets, cryptography; opencv-python(-headless) for --video, the
-webcam and resizing. It does not need the FaceAuth server code."""
+webcam and resizing. It does not need the FaceAuth server code.
+
+--binary sends each frame as a binary WebSocket message of raw JPEG bytes instead of the quick
+start's base64 data URL: a third fewer bytes and less server CPU per frame (the browser
+client's default). --language id asks for the server's hints and messages in Indonesian."""
 
 from __future__ import annotations
 
@@ -259,12 +263,17 @@ def create_session(args: argparse.Namespace) -> dict:
             metadata["enrollment_mode"] = args.enrollment_mode
         if args.liveness:
             metadata["liveness"] = args.liveness
+        if args.language:
+            metadata["language"] = args.language
         body = {"user_id": args.user_id, "metadata": metadata}
         url = f"{base}/api/auth/enrollment/"
     else:
         body = {"user_id": args.user_id} if args.user_id else {}
-        if args.liveness:
-            body["metadata"] = {"liveness": args.liveness}
+        metadata = {"liveness": args.liveness} if args.liveness else {}
+        if args.language:
+            metadata["language"] = args.language
+        if metadata:
+            body["metadata"] = metadata
         url = f"{base}/api/auth/authentication/"
     say(f"-> POST {url} {json.dumps(body)}")
     session = _post(url, body, token=auth["token"], timeout=args.timeout)
@@ -405,7 +414,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--liveness", choices=["passive", "active"], default=None,
                         help="liveness mode (default: the server's); active prints each instruction")
     parser.set_defaults(shown_challenge=None)
-    parser.add_argument("--binary", action="store_true", help="send raw JPEG bytes, not data URLs")
+    parser.add_argument("--language", choices=["en", "id"], default=None,
+                        help="language of the server's hints and messages (default: the client's, "
+                        "else the server's)")
+    parser.add_argument("--binary", action="store_true",
+                        help="send raw JPEG bytes as binary messages, not data URLs: the faster path "
+                        "(a third fewer bytes, no base64 on the server; bench/frame_transport.py)")
     parser.add_argument("--max-width", type=int, default=640, help="scale frames down to this width")
     parser.add_argument("--jpeg-quality", type=int, default=80)
     parser.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")

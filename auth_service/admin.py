@@ -33,21 +33,26 @@ class ApiClientForm(forms.ModelForm):
         ],
         help_text=ApiClient._meta.get_field("default_match_level").help_text,
     )
+    default_language = forms.ChoiceField(
+        required=False,
+        choices=lambda: [("", f"server default ({settings.FACEAUTH_DEFAULT_LANGUAGE})"), *settings.LANGUAGES],
+        help_text=ApiClient._meta.get_field("default_language").help_text,
+    )
 
     class Meta:
         model = ApiClient
-        fields = ["name", "is_active", "default_match_level"]
+        fields = ["name", "is_active", "default_match_level", "default_language"]
 
 
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
     form = ApiClientForm
     list_display = ["name", "client_id", "api_key_prefix", "is_active", "default_match_level",
-                    "created_at", "last_authenticated_at"]
-    list_filter = ["is_active", "default_match_level"]
+                    "default_language", "created_at", "last_authenticated_at"]
+    list_filter = ["is_active", "default_match_level", "default_language"]
     search_fields = ["name", "api_key_prefix"]
-    fields = ["name", "client_id", "api_key_prefix", "is_active", "default_match_level", "created_at",
-              "secret_rotated_at", "last_authenticated_at"]
+    fields = ["name", "client_id", "api_key_prefix", "is_active", "default_match_level", "default_language",
+              "created_at", "secret_rotated_at", "last_authenticated_at"]
     readonly_fields = ["client_id", "api_key_prefix", "created_at", "secret_rotated_at",
                        "last_authenticated_at"]
 
@@ -62,7 +67,7 @@ class AuthSessionAdmin(admin.ModelAdmin):
                     "samples_collected", "created_at", "completed_at"]
     list_filter = ["status", "mode", "client"]
     search_fields = ["id", "user_id"]
-    fields = ["id", "client", "kind", "mode", "user_id", "status", "reason", "target_samples",
+    fields = ["id", "client", "kind", "mode", "user_id", "language", "status", "reason", "target_samples",
               "enrollment_mode", "frames_received", "frames_processed", "samples_collected",
               "liveness", "result", "metadata", "created_at", "expires_at", "started_at",
               "completed_at"]

@@ -20,6 +20,8 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from auth_service import metrics, protocol
 from auth_service.errors import (
@@ -62,6 +64,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
     watchdog: asyncio.Task | None = None
     handler: asyncio.Task | None = None
     counted_open = False
+    language: str | None = None  # the session's (auth_service.i18n); None: the server's default
 
     async def connect(self) -> None:
         # Accept first so that a refusal can carry a JSON error and a 4xxx close code.
@@ -76,10 +79,13 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
                 token=token, worker_id=worker.worker_id()
             )
         except FaceAuthError as exc:
-            await self._send(protocol.error(exc))
+            # A known session (expired, used, busy) is refused in its own language.
+            self.language = await database_sync_to_async(sessions.session_language_for_token)(token=token)
+            await self._send(protocol.error(exc, language=self.language))
             await self.close(code=exc.close_code)
             return
         self.session_id = session.id
+        self.language = session.language
         self.processor = FrameProcessor(
             ProcessingConfig.from_settings(
                 samples_needed=session.target_samples, liveness_mode=session.metadata.get("liveness")
@@ -98,7 +104,9 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         self.watchdog = asyncio.create_task(self._watch())
         self.handler = asyncio.create_task(self._handle_inbox())
         await self._send(
-            protocol.connection_established(session, self.limits, liveness=self.processor.liveness_mode)
+            protocol.connection_established(
+                session, self.limits, liveness=self.processor.liveness_mode, language=self.language
+            )
         )
 
     async def disconnect(self, code: int) -> None:
@@ -155,10 +163,12 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         self.processor.admit(now)
         report = await run_in_engine(self.processor.process, message.image, now)
         if report.error is not None:
-            await self._send(protocol.error(report.error))
+            await self._send(protocol.error(report.error, language=self.language))
         else:
             await self._send(
-                protocol.frame_processed(report, samples_needed=self.processor.config.samples_needed)
+                protocol.frame_processed(
+                    report, samples_needed=self.processor.config.samples_needed, language=self.language
+                )
             )
         metrics.FRAME_ROUND_TRIP.observe(time.monotonic() - now)  # from arrival, queueing included
         if report.verdict is not None:
@@ -192,7 +202,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
 
     async def _report(self, exc: FaceAuthError) -> None:
         """Sends an error; a fatal one also ends the session and closes with its code."""
-        await self._send(protocol.error(exc))
+        await self._send(protocol.error(exc, language=self.language))
         if not exc.fatal:
             return
         if not self.finished:
@@ -217,10 +227,10 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
                     async with self.lock:
                         if not self.finished:
                             await self._report(
-                                IdleTimeout(
-                                    f"No message for {self.limits.idle_timeout_seconds} s; "
-                                    "the session was closed."
-                                )
+                                IdleTimeout(format_lazy(
+                                    _("No message for {seconds} s; the session was closed."),
+                                    seconds=self.limits.idle_timeout_seconds,
+                                ))
                             )
                     return
         except asyncio.CancelledError:
@@ -236,8 +246,8 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         async with self.lock:
             if not self.finished:
                 self.finished = True  # the REST call already moved it to cancelled
-                cancelled = SessionCancelled("The session was cancelled by the client.")
-                await self._send(protocol.error(cancelled))
+                cancelled = SessionCancelled(_("The session was cancelled by the client."))
+                await self._send(protocol.error(cancelled, language=self.language))
                 await self.close(code=SessionCancelled.close_code)
 
     async def _send(self, message: dict) -> None:
@@ -251,7 +261,9 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        missing = NotFound(f"No WebSocket at /{self.scope['path'].lstrip('/')}; connect to "
-                           "the websocket_url of a session.")
+        missing = NotFound(format_lazy(
+            _("No WebSocket at {path}; connect to the websocket_url of a session."),
+            path="/" + self.scope["path"].lstrip("/"),
+        ))
         await self.send(text_data=protocol.dumps(protocol.error(missing)))
         await self.close(code=missing.close_code)

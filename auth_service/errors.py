@@ -3,9 +3,15 @@
 Each error has a stable machine ``code``, an HTTP status (REST) and a WebSocket close code
 (4xxx, used when the error is fatal for the socket). The REST exception handler
 (auth_service.api.errors) and the WebSocket consumer both map errors from here, so a code
-means the same thing on both transports. ``error_catalogue()`` lists them for the docs."""
+means the same thing on both transports. ``error_catalogue()`` lists them for the docs.
+Messages are for people: marked for translation (lazy), rendered in the language active
+where they are sent (a session's own over the WebSocket, auth_service.i18n)."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
 
 # The WWW-Authenticate challenge of 401 responses.
 BEARER_CHALLENGE = 'Bearer realm="faceauth"'
@@ -18,16 +24,17 @@ class FaceAuthError(Exception):
     http_status = 500
     close_code = 4500
     fatal = True
-    default_message = "Internal server error."
+    default_message = _("Internal server error.")
 
-    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+    def __init__(self, message: Any = None, *, code: str | None = None) -> None:
+        # ``message``: a str, or a lazy translation (gettext_lazy, format_lazy).
         self.message = message or self.default_message
         if code is not None:
             self.code = code
         super().__init__(self.message)
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": str(self.message)}
 
 
 # --- request and credential errors (REST) ---
@@ -36,9 +43,9 @@ class InvalidRequest(FaceAuthError):
     http_status = 400
     close_code = 4000
     fatal = False
-    default_message = "The request is invalid."
+    default_message = _("The request is invalid.")
 
-    def __init__(self, message: str | None = None, *, code: str | None = None,
+    def __init__(self, message: Any = None, *, code: str | None = None,
                  fields: dict | None = None) -> None:
         super().__init__(message, code=code)
         self.fields = fields
@@ -55,68 +62,68 @@ class RequestTooLarge(FaceAuthError):
     http_status = 413
     close_code = 4013
     fatal = False
-    default_message = "The request body is too large."
+    default_message = _("The request body is too large.")
 
 
 class NotAuthenticated(FaceAuthError):
     code = "not_authenticated"
     http_status = 401
     close_code = 4001
-    default_message = "Send 'Authorization: Bearer <token>' (get a token from /api/auth/client/)."
+    default_message = _("Send 'Authorization: Bearer <token>' (get a token from /api/auth/client/).")
 
 
 class InvalidCredentials(FaceAuthError):
     code = "invalid_credentials"
     http_status = 401
     close_code = 4001
-    default_message = "Unknown API key or wrong secret key."
+    default_message = _("Unknown API key or wrong secret key.")
 
 
 class InvalidToken(FaceAuthError):
     code = "invalid_token"
     http_status = 401
     close_code = 4001
-    default_message = "The bearer token is invalid."
+    default_message = _("The bearer token is invalid.")
 
 
 class TokenExpired(InvalidToken):
     code = "token_expired"
-    default_message = "The bearer token has expired; request a new one from /api/auth/client/."
+    default_message = _("The bearer token has expired; request a new one from /api/auth/client/.")
 
 
 class PermissionDenied(FaceAuthError):
     code = "permission_denied"
     http_status = 403
     close_code = 4003
-    default_message = "Not allowed."
+    default_message = _("Not allowed.")
 
 
 class NotFound(FaceAuthError):
     code = "not_found"
     http_status = 404
     close_code = 4004
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class UserNotFound(NotFound):
     code = "user_not_found"
-    default_message = "No enrolled user with this user_id."
+    default_message = _("No enrolled user with this user_id.")
 
 
 class NoEnrolledUsers(FaceAuthError):
     code = "no_enrolled_users"
     http_status = 409
     close_code = 4009
-    default_message = "Identification needs at least one enrolled user."
+    default_message = _("Identification needs at least one enrolled user.")
 
 
 class RateLimited(FaceAuthError):
     code = "rate_limited"
     http_status = 429
     close_code = 4029
-    default_message = "Too many requests; slow down."
+    default_message = _("Too many requests; slow down.")
 
-    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: Any = None, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -128,9 +135,9 @@ class Overloaded(FaceAuthError):
     code = "overloaded"
     http_status = 503
     close_code = 4503
-    default_message = "The server is at capacity; retry shortly."
+    default_message = _("The server is at capacity; retry shortly.")
 
-    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: Any = None, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -139,20 +146,20 @@ class TooManySessions(FaceAuthError):
     code = "too_many_sessions"
     http_status = 429
     close_code = 4029
-    default_message = "Too many open sessions for this client; finish or cancel some first."
+    default_message = _("Too many open sessions for this client; finish or cancel some first.")
 
 
 # --- session errors (REST and WebSocket connect) ---
 class SessionNotFound(NotFound):
     code = "session_not_found"
-    default_message = "Unknown session."
+    default_message = _("Unknown session.")
 
 
 class SessionExpired(FaceAuthError):
     code = "session_expired"
     http_status = 410
     close_code = 4008
-    default_message = "The session has expired; create a new one."
+    default_message = _("The session has expired; create a new one.")
 
 
 class SessionClosed(FaceAuthError):
@@ -161,14 +168,14 @@ class SessionClosed(FaceAuthError):
     code = "session_closed"
     http_status = 409
     close_code = 4009
-    default_message = "The session is already finished; session tokens are single-use."
+    default_message = _("The session is already finished; session tokens are single-use.")
 
 
 class SessionInUse(FaceAuthError):
     code = "session_in_use"
     http_status = 409
     close_code = 4010
-    default_message = "Another connection is already streaming for this session."
+    default_message = _("Another connection is already streaming for this session.")
 
 
 class InvalidTransition(FaceAuthError):
@@ -177,21 +184,21 @@ class InvalidTransition(FaceAuthError):
     code = "invalid_session_state"
     http_status = 409
     close_code = 4009
-    default_message = "The session cannot change to that state."
+    default_message = _("The session cannot change to that state.")
 
 
 class SessionCancelled(FaceAuthError):
     code = "session_cancelled"
     http_status = 409
     close_code = 4012
-    default_message = "The session was cancelled."
+    default_message = _("The session was cancelled.")
 
 
 class IdleTimeout(FaceAuthError):
     code = "idle_timeout"
     http_status = 408
     close_code = 4011
-    default_message = "No message received for too long; the session was closed."
+    default_message = _("No message received for too long; the session was closed.")
 
 
 # --- per-message WebSocket errors (non-fatal unless said otherwise) ---
@@ -200,7 +207,7 @@ class InvalidMessage(FaceAuthError):
     http_status = 400
     close_code = 4000
     fatal = False
-    default_message = (
+    default_message = _(
         'Send {"type": "frame", "image": "data:image/jpeg;base64,..."}, '
         '{"type": "ping"} or a binary JPEG/PNG message.'
     )
@@ -211,7 +218,7 @@ class MessageTooLarge(FaceAuthError):
     http_status = 413
     close_code = 4013
     fatal = False
-    default_message = "The message is larger than the limit."
+    default_message = _("The message is larger than the limit.")
 
 
 class FrameRateExceeded(FaceAuthError):
@@ -219,7 +226,7 @@ class FrameRateExceeded(FaceAuthError):
     http_status = 429
     close_code = 4029
     fatal = False
-    default_message = "Frame dropped: frames must be at least the minimum interval apart."
+    default_message = _("Frame dropped: frames must be at least the minimum interval apart.")
 
 
 class FrameRejected(FaceAuthError):
@@ -230,14 +237,14 @@ class FrameRejected(FaceAuthError):
     http_status = 400
     close_code = 4000
     fatal = False
-    default_message = "The frame is not a usable JPEG or PNG image."
+    default_message = _("The frame is not a usable JPEG or PNG image.")
 
 
 class TooManyInvalidFrames(FaceAuthError):
     code = "too_many_invalid_frames"
     http_status = 400
     close_code = 4014
-    default_message = "Too many unusable messages in a row; the session was closed."
+    default_message = _("Too many unusable messages in a row; the session was closed.")
 
 
 def error_catalogue() -> list[dict]:
@@ -252,7 +259,7 @@ def error_catalogue() -> list[dict]:
                 "http_status": cls.http_status,
                 "close_code": cls.close_code,
                 "fatal": cls.fatal,
-                "message": cls.default_message,
+                "message": str(cls.default_message),
             }
         )
         pending.extend(cls.__subclasses__())

@@ -36,6 +36,13 @@ class ApiClient(models.Model):
         help_text="Security level of this client's authentications when a session names none "
         "(blank: the server's FACEAUTH_DEFAULT_MATCH_LEVEL).",
     )
+    default_language = models.CharField(
+        max_length=8,
+        blank=True,
+        default="",
+        help_text="Language of the messages this client's end users see when a session's "
+        "metadata names none (blank: the server's FACEAUTH_DEFAULT_LANGUAGE).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -88,6 +95,9 @@ class AuthSession(models.Model):
     target_samples = models.PositiveSmallIntegerField(default=0)
     enrollment_mode = models.CharField(max_length=8, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
+    # Language of every human message of the session (hints, errors, result details), fixed
+    # at creation: metadata.language, else the client's default, else the server's.
+    language = models.CharField(max_length=8, default="en")
     status = models.CharField(
         max_length=16, choices=SessionStatus.choices, default=SessionStatus.PENDING, db_index=True
     )

@@ -3,7 +3,10 @@
 Client -> server: {"type": "frame", "image": "<data URL or bare base64>"}, a binary message
 holding raw JPEG/PNG bytes (same as a frame), {"type": "ping"}.
 Server -> client: connection_established, frame_processed, enrollment_complete,
-authentication_complete, error, pong (documented in docs/websocket-guide.md)."""
+authentication_complete, error, pong (documented in docs/websocket-guide.md).
+
+Messages for people are built in the session's language (``language``, auth_service.i18n);
+codes stay English."""
 
 from __future__ import annotations
 
@@ -11,8 +14,12 @@ import json
 from dataclasses import dataclass
 
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 import face_engine as fe
+from auth_service import i18n
 from auth_service.errors import FaceAuthError, InvalidMessage, MessageTooLarge
 from auth_service.models import AuthSession, SessionKind
 from auth_service.services.formats import iso_utc
@@ -31,18 +38,26 @@ def parse_client_message(
     """Validates one incoming message; raises InvalidMessage or MessageTooLarge."""
     if bytes_data is not None:
         if len(bytes_data) > max_bytes:
-            raise MessageTooLarge(f"The message has {len(bytes_data)} bytes; the limit is {max_bytes}.")
+            raise MessageTooLarge(
+                format_lazy(_("The message has {size} bytes; the limit is {limit}."),
+                            size=len(bytes_data), limit=max_bytes)
+            )
         if not bytes_data:
-            raise InvalidMessage("Empty binary message.")
+            raise InvalidMessage(_("Empty binary message."))
         return ClientMessage("frame", bytes_data)
     text = text_data or ""
     # Characters, not bytes: valid frames are ASCII, where the two agree.
     if len(text) > max_bytes:
-        raise MessageTooLarge(f"The message has {len(text)} characters; the limit is {max_bytes}.")
+        raise MessageTooLarge(
+            format_lazy(_("The message has {size} characters; the limit is {limit}."),
+                        size=len(text), limit=max_bytes)
+        )
     try:
         message = json.loads(text)
     except ValueError:
-        raise InvalidMessage("The message is not JSON. " + InvalidMessage.default_message) from None
+        raise InvalidMessage(
+            format_lazy(_("The message is not JSON. {usage}"), usage=InvalidMessage.default_message)
+        ) from None
     if not isinstance(message, dict):
         raise InvalidMessage()
     kind = message.get("type")
@@ -51,18 +66,38 @@ def parse_client_message(
     if kind == "frame":
         image = message.get("image")
         if not isinstance(image, str) or not image:
-            raise InvalidMessage('A frame needs "image": a data URL or base64 JPEG/PNG string.')
+            raise InvalidMessage(_('A frame needs "image": a data URL or base64 JPEG/PNG string.'))
         return ClientMessage("frame", image)
-    raise InvalidMessage(f"Unknown message type {kind!r}. " + InvalidMessage.default_message)
+    raise InvalidMessage(
+        format_lazy(_("Unknown message type {kind}. {usage}"),
+                    kind=repr(kind), usage=InvalidMessage.default_message)
+    )
 
 
-def connection_established(session: AuthSession, limits: SessionLimits, *, liveness: dict) -> dict:
+# What the session is for, as connection_established says it.
+_PURPOSES = {
+    "enrollment": gettext_noop("enrollment"),
+    "verification": gettext_noop("verification"),
+    "identification": gettext_noop("identification"),
+}
+HINT_HOLD_STILL = gettext_noop("hold still, looking at the camera")
+
+
+def connection_established(
+    session: AuthSession, limits: SessionLimits, *, liveness: dict, language: str | None = None
+) -> dict:
     """``liveness`` is {"mode": "passive"|"active", "challenges": how many} (FrameProcessor)."""
-    what = "enrollment" if session.kind == SessionKind.ENROLLMENT else session.mode
-    if liveness["mode"] == "active":
-        how = f"follow the {liveness['challenges']} instructions as they appear"
-    else:
-        how = "blink naturally and move your head a little"
+    with i18n.language(language):
+        what = gettext(_PURPOSES["enrollment" if session.kind == SessionKind.ENROLLMENT else session.mode])
+        if liveness["mode"] == "active":
+            how = gettext("follow the %(count)s instructions as they appear") % {
+                "count": liveness["challenges"]
+            }
+        else:
+            how = gettext("blink naturally and move your head a little")
+        text = gettext("Connected; send frames for %(what)s (at most %(fps)s per second, %(how)s).") % {
+            "what": what, "fps": limits.max_fps, "how": how,
+        }
     return {
         "type": "connection_established",
         "session_id": str(session.id),
@@ -73,11 +108,11 @@ def connection_established(session: AuthSession, limits: SessionLimits, *, liven
         "limits": limits.as_dict(),
         "expires_at": iso_utc(session.expires_at),
         "liveness": liveness,
-        "message": f"Connected; send frames for {what} (at most {limits.max_fps} per second, {how}).",
+        "message": text,
     }
 
 
-def frame_processed(report: FrameReport, *, samples_needed: int) -> dict:
+def frame_processed(report: FrameReport, *, samples_needed: int, language: str | None = None) -> dict:
     analysis = report.analysis
     liveness = report.liveness
     if analysis is None or liveness is None:
@@ -88,7 +123,11 @@ def frame_processed(report: FrameReport, *, samples_needed: int) -> dict:
     else:
         hint = analysis.hint or liveness.hint
     if hint is None and report.samples_collected < samples_needed:
-        hint = "hold still, looking at the camera"
+        hint = HINT_HOLD_STILL
+    with i18n.language(language):
+        hint = i18n.hint(hint)
+        quality = i18n.quality(analysis.quality.as_dict())
+        liveness_data = i18n.liveness(liveness.as_dict())
     return {
         "type": "frame_processed",
         "frame_number": report.frame_number,
@@ -96,8 +135,8 @@ def frame_processed(report: FrameReport, *, samples_needed: int) -> dict:
         "face_count": len(analysis.faces),
         "face_box": face.box.as_dict() if face is not None else None,
         "frame_size": {"width": analysis.image_size[0], "height": analysis.image_size[1]},
-        "quality": analysis.quality.as_dict(),
-        "liveness": liveness.as_dict(),
+        "quality": quality,
+        "liveness": liveness_data,
         "sample_accepted": report.sample_accepted,
         "samples_collected": report.samples_collected,
         "samples_needed": samples_needed,
@@ -107,24 +146,27 @@ def frame_processed(report: FrameReport, *, samples_needed: int) -> dict:
 
 
 _COMPLETE_MESSAGES = {
-    (SessionKind.ENROLLMENT, True): "Enrollment complete.",
-    (SessionKind.ENROLLMENT, False): "Enrollment failed.",
-    (SessionKind.AUTHENTICATION, True): "Authentication successful.",
-    (SessionKind.AUTHENTICATION, False): "Authentication failed.",
+    (SessionKind.ENROLLMENT, True): gettext_noop("Enrollment complete."),
+    (SessionKind.ENROLLMENT, False): gettext_noop("Enrollment failed."),
+    (SessionKind.AUTHENTICATION, True): gettext_noop("Authentication successful."),
+    (SessionKind.AUTHENTICATION, False): gettext_noop("Authentication failed."),
 }
 
 
 def completion(session: AuthSession) -> dict:
-    """enrollment_complete / authentication_complete for a finished session. Secret-ish
-    details (the similarity of a failed attempt) stay inside the encrypted payload."""
+    """enrollment_complete / authentication_complete for a finished session, in its language
+    (the result's ``detail`` was written in it). Secret-ish details (the similarity of a
+    failed attempt) stay inside the encrypted payload."""
     result = session.result or {}
     success = bool(result.get("success"))
+    with i18n.language(session.language):
+        text = gettext(_COMPLETE_MESSAGES[(session.kind, success)])
     message: dict = {
         "type": f"{session.kind}_complete",
         "success": success,
         "session_id": str(session.id),
         "status": session.status,
-        "message": _COMPLETE_MESSAGES[(session.kind, success)],
+        "message": text,
     }
     if not success:
         message["reason"] = result.get("reason")
@@ -147,8 +189,10 @@ def completion(session: AuthSession) -> dict:
     return message
 
 
-def error(exc: FaceAuthError) -> dict:
-    return {"type": "error", **exc.as_dict(), "fatal": exc.fatal}
+def error(exc: FaceAuthError, *, language: str | None = None) -> dict:
+    """An ``error`` message; its text in ``language`` (the server's default when None)."""
+    with i18n.language(language):
+        return {"type": "error", **exc.as_dict(), "message": i18n.error_message(exc), "fatal": exc.fatal}
 
 
 def pong() -> dict:

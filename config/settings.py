@@ -163,6 +163,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Languages of the messages end users see (hints, instructions, errors, session results);
+# English is the source, auth_service/locale holds the Indonesian catalogue (auth_service.i18n).
+LANGUAGES = [("en", "English"), ("id", "Bahasa Indonesia")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -255,6 +258,13 @@ FACEAUTH_LIVENESS_MODE = env_str("FACEAUTH_LIVENESS_MODE", "passive")
 if FACEAUTH_LIVENESS_MODE not in ("passive", "active"):
     raise ImproperlyConfigured(
         f"FACEAUTH_LIVENESS_MODE must be passive or active, not {FACEAUTH_LIVENESS_MODE!r}"
+    )
+# Language of sessions whose metadata and client name none (en or id, settings.LANGUAGES).
+FACEAUTH_DEFAULT_LANGUAGE = env_str("FACEAUTH_DEFAULT_LANGUAGE", "en")
+if FACEAUTH_DEFAULT_LANGUAGE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(
+        f"FACEAUTH_DEFAULT_LANGUAGE must be one of {', '.join(dict(LANGUAGES))}, "
+        f"not {FACEAUTH_DEFAULT_LANGUAGE!r}"
     )
 # Matching (README "Security levels and 1:N identification"): the level of authentications
 # whose session and client name none; each level is a target false match rate with a

@@ -6,8 +6,10 @@ import json
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from auth_service import i18n
 from auth_service.models import AuthSession, EnrolledUser, SessionKind, WebhookDelivery, WebhookEndpoint
 from auth_service.services.formats import iso_utc
 from auth_service.services.gallery import ENROLLMENT_MODES
@@ -39,13 +41,62 @@ class _MetadataMixin(serializers.Serializer):
             raise serializers.ValidationError(
                 f"liveness must be one of {', '.join(LIVENESS_MODES)} (omit it for the server's default)."
             )
+        languages = i18n.supported_languages()
+        if "language" in value and value["language"] not in languages:
+            raise serializers.ValidationError(
+                f"language must be one of {', '.join(languages)} (omit it for the client's default)."
+            )
         return value
 
 
+def _metadata_schema(**keys: dict) -> dict:
+    """OpenAPI of a creation's metadata: the keys the server reads; any others are stored."""
+    return {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "Options of the session; keys other than these are stored with it.",
+        "properties": {
+            "language": {
+                "type": "string",
+                "enum": [code for code, _name in settings.LANGUAGES],
+                "description": "Language of every message the end user sees in this session (frame "
+                "hints, challenge instructions, error messages, result details); codes stay English. "
+                "Omitted: the API client's default_language, else FACEAUTH_DEFAULT_LANGUAGE (en).",
+            },
+            "liveness": {
+                "type": "string",
+                "enum": list(LIVENESS_MODES),
+                "description": "passive (a blink and head movement) or active (random challenges); "
+                "omitted: FACEAUTH_LIVENESS_MODE.",
+            },
+            **keys,
+        },
+    }
+
+
+@extend_schema_field(_metadata_schema(
+    target_samples={"type": "integer", "minimum": 1, "description": "Good frames to collect "
+                    "(at most FACEAUTH_MAX_TARGET_SAMPLES; omitted: FACEAUTH_DEFAULT_TARGET_SAMPLES)."},
+    enrollment_mode={"type": "string", "enum": list(ENROLLMENT_MODES), "description": "replace (default) "
+                     "the user's templates, or append to them."},
+))
+class EnrollmentMetadataField(serializers.DictField):
+    pass
+
+
+@extend_schema_field(_metadata_schema(
+    match_level={"type": "string", "enum": list(matching.LEVELS), "description": "Security level "
+                 "(omitted: the client's default_match_level, else FACEAUTH_DEFAULT_MATCH_LEVEL)."},
+))
+class AuthenticationMetadataField(serializers.DictField):
+    pass
+
+
 class EnrollmentInput(_MetadataMixin):
-    """{user_id, metadata?: {target_samples?, enrollment_mode?: "replace"|"append", ...}}"""
+    """{user_id, metadata?: {target_samples?, enrollment_mode?: "replace"|"append", language?, ...}}"""
 
     user_id = serializers.CharField(validators=[user_id_validator])
+    metadata = EnrollmentMetadataField(required=False, default=dict)
 
     def validate_metadata(self, value: dict) -> dict:
         value = super().validate_metadata(value)
@@ -80,6 +131,7 @@ class AuthenticationInput(_MetadataMixin):
     user_id = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, validators=[user_id_validator]
     )
+    metadata = AuthenticationMetadataField(required=False, default=dict)
 
     def validate_user_id(self, value: str | None) -> str | None:
         return value or None
@@ -146,7 +198,7 @@ def session_status_data(session: AuthSession, *, max_frames: int, include_result
             "max_frames": max_frames,
             "samples_collected": session.samples_collected,
             "samples_needed": session.target_samples,
-            "liveness": session.liveness or None,
+            "liveness": _liveness_progress(session),
         },
         "reason": session.reason or None,
         "result": session.result if include_result else None,
@@ -155,6 +207,14 @@ def session_status_data(session: AuthSession, *, max_frames: int, include_result
     if session.kind == SessionKind.ENROLLMENT:
         data["enrollment_id"] = str(session.id)
     return data
+
+
+def _liveness_progress(session: AuthSession) -> dict | None:
+    """The saved liveness state, its pending challenge's instruction in the session's language."""
+    if not session.liveness:
+        return None
+    with i18n.language(session.language):
+        return i18n.liveness(session.liveness)
 
 
 def user_data(user: EnrolledUser) -> dict:

@@ -86,8 +86,10 @@ class EnrollmentSessionView(ApiView):
 
     @extend_schema(
         summary="Create an enrollment session",
-        description="metadata may hold target_samples (1 to FACEAUTH_MAX_TARGET_SAMPLES) and "
-        "enrollment_mode (replace or append); other keys are stored with the session.",
+        description="metadata may hold target_samples (1 to FACEAUTH_MAX_TARGET_SAMPLES), "
+        "enrollment_mode (replace or append), liveness (passive or active) and language (en or id: "
+        "the end user's messages; default the client's default_language, then "
+        "FACEAUTH_DEFAULT_LANGUAGE); other keys are stored with the session.",
         request=s.EnrollmentInput,
         responses={201: doc.EnrollmentSessionCreated, **doc.errors(*doc.BODY_ERRORS, 401, 429, 503)},
         examples=[doc.SEED_ENROLLMENT_EXAMPLE],
@@ -117,7 +119,9 @@ class AuthenticationSessionView(ApiView):
     @extend_schema(
         summary="Create an authentication session",
         description="With user_id: 1:1 verification of that user; without: 1:N identification "
-        "among this client's enrolled users.",
+        "among this client's enrolled users. metadata may hold match_level, liveness and language "
+        "(en or id: the end user's messages; default the client's default_language, then "
+        "FACEAUTH_DEFAULT_LANGUAGE).",
         request=s.AuthenticationInput,
         responses={
             201: doc.AuthenticationSessionCreated,

@@ -29,6 +29,9 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 from django.conf import settings
+from django.utils.functional import Promise
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 import face_engine as fe
 from auth_service import metrics
@@ -175,10 +178,11 @@ class Verdict:
     """The session ends. ``reason`` is None when the evidence is complete (enough agreeing
     samples, liveness passed) and the service decides the outcome from ``embeddings``;
     otherwise it says why the session fails (liveness_failed, insufficient_samples,
-    session_expired) and ``detail`` explains it to people."""
+    session_expired) and ``detail`` explains it to people (lazy: rendered in the session's
+    language when the session ends)."""
 
     reason: str | None
-    detail: str | None
+    detail: str | Promise | None
     embeddings: list[np.ndarray] = field(default_factory=list)
     liveness: dict = field(default_factory=dict)
     frames_received: int = 0
@@ -264,12 +268,13 @@ class FrameProcessor:
         if self._tokens < 1 - 1e-6:
             self.rate_rejections += 1
             if self.rate_rejections > limits.max_frames:
-                raise TooManyInvalidFrames("Too many frames sent above the frame rate limit.")
+                raise TooManyInvalidFrames(_("Too many frames sent above the frame rate limit."))
             wait_ms = math.ceil((1 - self._tokens) * 1000 / limits.max_fps)
-            raise FrameRateExceeded(
-                f"Frame dropped: frames must average at most {limits.max_fps} per second "
-                f"(bursts of {limits.frame_burst}); the next one is accepted in {wait_ms} ms."
-            )
+            raise FrameRateExceeded(format_lazy(
+                _("Frame dropped: frames must average at most {fps} per second (bursts of {burst}); "
+                  "the next one is accepted in {wait} ms."),
+                fps=limits.max_fps, burst=limits.frame_burst, wait=wait_ms,
+            ))
         self._tokens -= 1
         self.frames_received += 1
 
@@ -277,9 +282,9 @@ class FrameProcessor:
         """Counts an unusable message; too many in a row end the session."""
         self.invalid_in_row += 1
         if self.invalid_in_row >= self.config.limits.max_invalid_frames:
-            raise TooManyInvalidFrames(
-                f"{self.invalid_in_row} unusable messages in a row; the session was closed."
-            )
+            raise TooManyInvalidFrames(format_lazy(
+                _("{count} unusable messages in a row; the session was closed."), count=self.invalid_in_row
+            ))
 
     # --- the frame itself, in the engine pool ---
     def process(self, data: bytes | str, now: float) -> FrameReport:
@@ -395,28 +400,31 @@ class FrameProcessor:
     def _budget_verdict(self) -> Verdict | None:
         if self.frames_received < self.config.limits.max_frames:
             return None
-        return self._ending(*self._shortfall(f"within {self.config.limits.max_frames} frames"))
+        when = format_lazy(_("within {frames} frames"), frames=self.config.limits.max_frames)
+        return self._ending(*self._shortfall(when))
 
     def expired_verdict(self) -> Verdict:
         """The session's time ran out before the evidence was complete."""
-        _, detail = self._shortfall("before the session expired")
+        _reason, detail = self._shortfall(_("before the session expired"))
         return self._ending("session_expired", detail)
 
-    def _shortfall(self, when: str) -> tuple[str, str]:
+    def _shortfall(self, when: Promise) -> tuple[str, Promise]:
         state = self.state
         if state is None or not state.live:
-            missing = ", ".join(state.missing) if state is not None and state.missing else "a face"
-            return "liveness_failed", f"liveness was not confirmed {when} (missing: {missing})"
-        return (
-            "insufficient_samples",
-            f"only {self.samples_collected} of {self.config.samples_needed} agreeing "
-            f"good-quality samples {when}",
+            # The missing evidence is named by its codes (blink, head_movement, challenges).
+            missing = ", ".join(state.missing) if state is not None and state.missing else _("a face")
+            return "liveness_failed", format_lazy(
+                _("liveness was not confirmed {when} (missing: {missing})"), when=when, missing=missing
+            )
+        return "insufficient_samples", format_lazy(
+            _("only {collected} of {needed} agreeing good-quality samples {when}"),
+            collected=self.samples_collected, needed=self.config.samples_needed, when=when,
         )
 
 
 _FAILURE_DETAIL = {
-    "challenge_timeout": "a liveness challenge was not performed within its time window",
-    "challenge_wrong_action": "a different movement than the liveness challenge asked for was made",
-    "static_image": "a still image was detected (the same picture sent repeatedly)",
-    "face_changed": "the face changed during the session",
+    "challenge_timeout": _("a liveness challenge was not performed within its time window"),
+    "challenge_wrong_action": _("a different movement than the liveness challenge asked for was made"),
+    "static_image": _("a still image was detected (the same picture sent repeatedly)"),
+    "face_changed": _("the face changed during the session"),
 }

@@ -30,8 +30,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from auth_service import metrics
+from auth_service import i18n, metrics
 from auth_service.errors import (
     InvalidTransition,
     NoEnrolledUsers,
@@ -144,6 +145,7 @@ def _create(
         target_samples=target_samples,
         enrollment_mode=enrollment_mode,
         metadata=metadata,
+        language=i18n.session_language(metadata=metadata, client_default=client.default_language),
         expires_at=timezone.now() + timedelta(seconds=settings.FACEAUTH_SESSION_TIMEOUT_SECONDS),
     )
     transaction.on_commit(metrics.SESSIONS_CREATED.labels(kind=kind, mode=mode).inc)
@@ -209,6 +211,13 @@ def session_connect(*, token: str, worker_id: str = "") -> AuthSession:
         return transition(session, S.ACTIVE, started_at=now, worker_id=worker_id, heartbeat_at=now)
     except InvalidTransition:
         raise SessionInUse() from None
+
+
+def session_language_for_token(*, token: str) -> str | None:
+    """The language of the session behind ``token`` (None when there is none), so that a
+    refused connection is told why in it."""
+    sessions = AuthSession.objects.filter(token_digest=token_digest(token))
+    return sessions.values_list("language", flat=True).first()
 
 
 def session_record_progress(
@@ -336,7 +345,7 @@ def _enrollment_outcome(session: AuthSession, verdict: Verdict) -> dict:
         return {
             "success": False,
             "reason": result.failure,
-            "detail": "the new samples do not match the templates already enrolled for this user",
+            "detail": _("the new samples do not match the templates already enrolled for this user"),
             **outcome,
             "similarity": round(result.similarity, 4),
         }
@@ -371,7 +380,7 @@ def _authentication_outcome(session: AuthSession, verdict: Verdict) -> dict:
         return {
             "success": False,
             "reason": "user_not_found",
-            "detail": "the user was deleted during the session",
+            "detail": _("the user was deleted during the session"),
             **outcome,
         }
     outcome["similarity"] = round(match.similarity, 4)
@@ -380,8 +389,8 @@ def _authentication_outcome(session: AuthSession, verdict: Verdict) -> dict:
         return {
             "success": False,
             "reason": "ambiguous",
-            "detail": "the face matches more than one enrolled user almost equally well; "
-            "nobody is named (authenticate with a user_id to verify one user)",
+            "detail": _("the face matches more than one enrolled user almost equally well; "
+                        "nobody is named (authenticate with a user_id to verify one user)"),
             **outcome,
             "runner_up_similarity": round(match.runner_up_similarity, 4),
         }
@@ -389,8 +398,9 @@ def _authentication_outcome(session: AuthSession, verdict: Verdict) -> dict:
         return {
             "success": False,
             "reason": "no_match",
-            "detail": "the face does not match"
-            + (" this user" if session.mode == SessionMode.VERIFICATION else " any enrolled user"),
+            "detail": _("the face does not match this user")
+            if session.mode == SessionMode.VERIFICATION
+            else _("the face does not match any enrolled user"),
             **outcome,
         }
     return {"success": True, **outcome, "user_id": match.user_id}
@@ -425,6 +435,7 @@ def session_finish(*, session_id: uuid.UUID, verdict: Verdict) -> AuthSession:
             outcome = _enrollment_outcome(session, verdict)
         else:
             outcome = _authentication_outcome(session, verdict)
+        outcome = i18n.rendered(outcome, session.language)  # details in the end user's language
         now = timezone.now()
         encrypted = crypto.encrypt_result(
             _payload(session, outcome, now), clients.client_secret(session.client)

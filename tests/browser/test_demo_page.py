@@ -13,6 +13,8 @@ it is taken deliberately, not on every run, so the tree stays clean in CI."""
 
 from __future__ import annotations
 
+import gettext
+import importlib
 import json
 import os
 import subprocess
@@ -135,6 +137,53 @@ def test_enroll_then_verify_through_the_demo_page(
             images.mkdir(parents=True, exist_ok=True)
             page.add_style_tag(content="#video, #still { filter: blur(18px); }")
             page.screenshot(path=str(images / "demo.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def _indonesian_hints() -> list[str]:
+    """The Indonesian text of every hint the server can send (engine hints and challenge
+    instructions, translated in auth_service/locale), read from the compiled catalogue."""
+    # Modules, not the package's functions of the same names (face_engine.quality is one).
+    challenge, liveness, quality = (
+        importlib.import_module(f"face_engine.{name}") for name in ("challenge", "liveness", "quality")
+    )
+    english = [*quality.HINTS.values(), *challenge.INSTRUCTIONS.values(), "hold still, looking at the camera",
+               *(text for name, text in vars(liveness).items() if name.startswith("HINT_"))]
+    mo = REPO / "auth_service" / "locale" / "id" / "LC_MESSAGES" / "django.mo"
+    with mo.open("rb") as handle:
+        catalogue = gettext.GNUTranslations(handle)
+    translated = sorted({catalogue.gettext(text) for text in english} - set(english))
+    assert len(translated) >= 15, translated
+    return translated
+
+
+def test_the_demo_in_indonesian_announces_indonesian_hints(browser, faceauth_server, artifacts: Path) -> None:
+    """The language switch sets metadata.language; the server's hints come back in Indonesian
+    and the polite live region announces them, beside the page's own Indonesian instructions.
+    Frames go as binary messages (the client's default)."""
+    context, page = _new_page(browser)
+    try:
+        page.goto(faceauth_server.base_url + "/demo/")
+        page.click("label[for=lang-id]")
+        assert page.get_attribute("html", "lang") == "id"
+        assert page.inner_text("#start") == "Mulai pendaftaran"
+        assert page.get_attribute("#announcer", "aria-live") == "polite"
+        _fill_credentials(page, faceauth_server)
+        page.fill("#user-id", "budi-browser")
+        page.click("#start")
+        page.wait_for_function(
+            "(hints) => hints.includes(document.getElementById('announcer').textContent)",
+            arg=_indonesian_hints(), timeout=FLOW_TIMEOUT_MS,
+        )
+        announced = page.text_content("#announcer")
+        page.screenshot(path=str(artifacts / "indonesian-streaming.png"))
+        page.wait_for_selector("#result:not([hidden]), #alert:not([hidden])", timeout=FLOW_TIMEOUT_MS)
+        log = "\n".join(page.eval_on_selector_all("#log li", "items => items.map(i => i.textContent)"))
+        assert page.is_visible("#result"), f"{page.inner_text('#alert')}\n{log}"
+        assert "sent as binary" in log
+        assert page.problems == []
+        print(f"announced: {announced!r}")
     finally:
         context.close()
 
