@@ -15,11 +15,41 @@ Photo attacks (a printed or displayed photo held in front of the camera):
 - ``recompressed``: JPEG at quality 15-35 before it is shown, then moved.
 - ``flicker``: brightness flickering by up to 30%, as under a mains-lit lamp or a screen.
 - ``bent``: a printed photo bent around an axis (cylindrical warp, slowly flexing), moved.
+- the camera motions below (``camera_drift``, ``camera_rotation``, ``camera_zoom``,
+  ``rolling_jitter``, ``walking``) and ``phone_portrait``: the photo moved by hand as in
+  ``jitter_slow`` and filmed by a phone moving exactly as for the live kind of the same name,
+  so that a detector which lets moving phones through must still refuse photos.
 Replay attack:
 - ``screen_replay``: a live clip played on a phone (bezel, pixel grid giving moire, glare,
   perspective and hand motion). It carries real blinks and real head movement.
-Live variations (label ``live``): the shared live clips ``dark``, ``bright``,
-``low_resolution``, ``recompressed`` and ``camera_shake`` (a hand-held phone)."""
+Live variations (label ``live``) of the shared live clips: ``dark``, ``bright``,
+``low_resolution``, ``recompressed``, ``camera_shake`` (a hand-held phone), and:
+- camera motions (``CAMERA_MOTIONS``): the whole camera picture moves, the person is unchanged;
+  the face is the centre of roll and zoom, BORDER_REPLICATE fills what the motion uncovers, and
+  every kind has motion blur (speed x exposure) and rolling-shutter skew (rows read one after
+  another over the readout time, so a moving picture shears) computed from the picture's speed.
+  Speeds are a phone's: hand tremor is 4-12 Hz (physiological tremor, 8-12 Hz, and slower
+  voluntary corrections), a walking cadence is about 1.8 steps/s, and exposure indoors is
+  1/60-1/25 s with a 20-33 ms sensor readout.
+  - ``camera_drift``: slow pan and tilt, 5-8% of the frame across and 3-6% up and down, each a
+    sinusoid of 0.06-0.14 Hz (at most about 2-7% of the frame per second), a 1 degree roll.
+  - ``camera_rotation``: the phone rolled 10-15 degrees either way at 0.06-0.12 Hz.
+  - ``camera_zoom``: the phone brought closer and moved away, scale 0.8-1.25 at 0.06-0.12 Hz
+    (4-8 s each way).
+  - ``rolling_jitter``: hand tremor, 0.6-1.2% of the frame (3-6 px) at 4-10 Hz, a 0.4 degree
+    roll tremor, a 1% sway at 0.3-1 Hz; exposure 1/60-1/25 s (a few px of blur) and readout
+    20-33 ms. At 10 frames/s the tremor is aliased, as a browser samples it.
+  - ``walking``: a bob of 2-3.5% of the frame once a step (1.6-2.0 Hz), a sway of 2-4% and a
+    roll of 2-4 degrees once a stride (half the cadence), a slow 3% drift and a little tremor.
+  - ``phone_portrait``: a hand-held vertical phone video: a 9:16 window (360x640, shown 270x480
+    by the page) around the face, scaled so the eyes are 52-80 px apart in the 640x480 frame,
+    following the face as a user keeps it on screen, with tremor, drift, a 3 degree roll and 5%
+    distance changes. Where the window reaches beyond the clip, the clip's edges are extended
+    and smoothed (the wall and the body continue).
+- ``narrow_eyes``: the eyes narrowed by squashing each eye's rows towards its centre (40-50%
+  of the opening, a smooth local warp following dlib's landmarks frame by frame): open eyes
+  measure an eye aspect ratio 25-30% lower, and a blink still closes the eyes.
+The newer kinds leave the older kinds' random draws, and so their frames, unchanged."""
 
 from __future__ import annotations
 
@@ -33,19 +63,26 @@ import cv2
 import numpy as np
 
 from face_engine.decode import FILE_LIMITS, decode
-from face_engine.detect import detect
+from face_engine.detect import detect, landmarks
 from face_engine.video import fit_frame, video_frames
 
 FRAME_SIZE = (640, 480)
 JPEG_QUALITY = 80  # the browser client's canvas.toDataURL('image/jpeg', 0.8)
 FPS = 10.0
 MAX_FRAMES = 120  # one session's frame budget
+# Motions of the camera (the phone) rather than of the photo or the person: live clips and
+# photo attacks are both filmed through them, so a detector cannot tell them apart by motion.
+CAMERA_MOTIONS = ("camera_drift", "camera_rotation", "camera_zoom", "rolling_jitter", "walking")
 PHOTO_KINDS = (
     "still", "jitter_slow", "jitter_fast", "jitter_wide", "tilt",
     "low_resolution", "recompressed", "flicker", "bent",
+    *CAMERA_MOTIONS, "phone_portrait",
 )
 REPLAY_KINDS = ("screen_replay",)
-LIVE_VARIATIONS = ("dark", "bright", "low_resolution", "recompressed", "camera_shake")
+LIVE_VARIATIONS = (
+    "dark", "bright", "low_resolution", "recompressed", "camera_shake",
+    *CAMERA_MOTIONS, "phone_portrait", "narrow_eyes",
+)
 # Photos of one person each in ../shared/faces (group/ and compreface/ hold several people
 # or very large photos); the live clips whose frames also serve as photos.
 PHOTO_FOLDERS = ("obama", "edge", "biden", "alex_lacamoire", "kit_harington", "rose_leslie",
@@ -196,6 +233,10 @@ def _photo_attack(photo: np.ndarray, kind: str, rng: np.random.Generator, count:
     if kind == "still":
         for _ in range(count):
             yield canvas
+        return
+    if kind in CAMERA_MOTIONS or kind == "phone_portrait":
+        # A portrait phone frames the photo itself, not the landscape canvas with its bars.
+        yield from _filmed_photo(photo if kind == "phone_portrait" else canvas, kind, rng, count)
         return
     if kind == "low_resolution":
         canvas = _low_resolution(canvas, rng)
@@ -374,6 +415,13 @@ def _screen_replay(clip: Iterator[np.ndarray], rng: np.random.Generator) -> Iter
 # --- live variations ---
 
 def _live_variation(clip: Iterator[np.ndarray], kind: str, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    # The newer kinds branch off before the draws below, which the older kinds' frames depend on.
+    if kind in CAMERA_MOTIONS or kind == "phone_portrait":
+        yield from _filmed_clip(clip, kind, rng)
+        return
+    if kind == "narrow_eyes":
+        yield from _narrow_eyes(clip, rng)
+        return
     shake = _HandMotion(rng, 1.5, 0.015, 5.0, 0.7, 0.0)
     quality = int(rng.integers(20, 36))
     shrink = float(rng.uniform(0.3, 0.45))
@@ -394,6 +442,280 @@ def _live_variation(clip: Iterator[np.ndarray], kind: str, rng: np.random.Genera
             frame = cv2.warpPerspective(frame, shake.matrix(index / FPS), FRAME_SIZE,
                                         borderMode=cv2.BORDER_REPLICATE)
         yield frame
+
+
+# --- a moving camera ---
+
+# A hand-held phone in portrait: its 9:16 stream as the page receives it (fit_frame shows it
+# 270x480 in the 640x480 canvas), with the face centred across and 45% of the way down.
+_PORTRAIT = (360, 640)
+_PORTRAIT_FACE = (_PORTRAIT[0] / 2, 0.45 * _PORTRAIT[1])
+
+
+class _Band:
+    """A smooth random signal in [-1, 1]: ``parts`` sinusoids with seeded frequencies in
+    [``low``, ``high``] Hz, phases and weights (with one part, a plain sinusoid reaching +-1)."""
+
+    def __init__(self, rng: np.random.Generator, low: float, high: float, parts: int = 3) -> None:
+        self.frequencies = rng.uniform(low, high, parts)
+        self.phases = rng.uniform(0, 2 * math.pi, parts)
+        weights = rng.uniform(0.3, 1.0, parts)
+        self.weights = weights / weights.sum()
+
+    def __call__(self, t: float) -> float:
+        return float(self.weights @ np.sin(2 * math.pi * self.frequencies * t + self.phases))
+
+
+_Part = tuple[float, _Band]  # an amplitude and its signal
+
+
+class _CameraPath:
+    """Where a hand-held phone points over time, as a motion of the whole picture about a
+    centre (the face): shifts (shares of the picture's height), roll (degrees) and log zoom,
+    each a sum of ``amplitude * band(t)``; with the exposure time (s), which smears the picture
+    along its motion, and the sensor's readout time (s), over which the rows are read one after
+    another (rolling shutter), which skews a moving picture."""
+
+    def __init__(self, shift_x: list[_Part], shift_y: list[_Part], roll: list[_Part], zoom: list[_Part],
+                 exposure: float, readout: float) -> None:
+        self.parts = (shift_x, shift_y, roll, zoom)
+        self.exposure, self.readout = exposure, readout
+
+    def matrix(self, t: float, centre: tuple[float, float], height: int) -> np.ndarray:
+        dx, dy, roll, zoom = (sum(amplitude * band(t) for amplitude, band in parts) for parts in self.parts)
+        affine = cv2.getRotationMatrix2D(centre, roll, math.exp(zoom))
+        affine[:, 2] += (dx * height, dy * height)
+        return np.vstack([affine, [0.0, 0.0, 1.0]])
+
+    def film(self, scene: np.ndarray, t: float, centre: tuple[float, float], size: tuple[int, int],
+             before: np.ndarray, border: int = cv2.BORDER_REPLICATE,
+             value: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+        """``scene``, placed in a ``size`` picture by ``before``, as the camera films it at ``t``."""
+        height = size[1]
+        matrix = self.matrix(t, centre, height)
+        # The picture's speed at the centre (px/s), from the motion 10 ms either side.
+        point = np.array([centre[0], centre[1], 1.0])
+        ahead = self.matrix(t + 0.01, centre, height) @ point
+        behind = self.matrix(t - 0.01, centre, height) @ point
+        vx, vy = (ahead[:2] - behind[:2]) / 0.02
+        # Row y is read readout * (y / height - 1/2) s after the middle row, when the picture has
+        # moved on by speed * that time: a shear across (and a stretch down) of the whole frame.
+        lag = self.readout / height
+        shutter = np.array([[1.0, vx * lag, -vx * self.readout / 2],
+                            [0.0, 1.0 + vy * lag, -vy * self.readout / 2], [0.0, 0.0, 1.0]])
+        frame = cv2.warpPerspective(scene, shutter @ matrix @ before, size, flags=cv2.INTER_LINEAR,
+                                    borderMode=border, borderValue=value)
+        return _motion_blur(frame, vx * self.exposure, vy * self.exposure)
+
+
+def _camera_path(kind: str, rng: np.random.Generator) -> _CameraPath:
+    """The motion of each camera kind (see the notes in the module docstring)."""
+    def tremor(amplitude: float) -> _Part:
+        return amplitude, _Band(rng, 4.0, 10.0)  # physiological hand tremor is 4-12 Hz
+
+    if kind == "camera_drift":
+        # Panning and tilting slowly: 5-8% (3-6% up and down) of the frame away and back over
+        # 7-17 s, at most 2 pi f A, about 2-7% of the frame per second; a little roll and zoom.
+        return _CameraPath([(rng.uniform(0.05, 0.08), _Band(rng, 0.06, 0.14, 1))],
+                           [(rng.uniform(0.03, 0.06), _Band(rng, 0.06, 0.12, 1))],
+                           [(1.0, _Band(rng, 0.05, 0.2))], [(0.02, _Band(rng, 0.05, 0.2))],
+                           exposure=1 / 30, readout=0.03)
+    if kind == "camera_rotation":
+        # The phone rolled in the hand: 10-15 degrees either way over 8-17 s (up to 11 degrees/s).
+        return _CameraPath([(0.01, _Band(rng, 0.1, 0.4))], [(0.01, _Band(rng, 0.1, 0.4))],
+                           [(rng.uniform(10.0, 15.0), _Band(rng, 0.06, 0.12, 1))], [],
+                           exposure=1 / 30, readout=0.03)
+    if kind == "camera_zoom":
+        # The phone brought closer and moved away: scale exp(+-0.85-1 ln 1.25), 0.8-1.25, each
+        # way in 4-8 s; the face is the zoom's centre, as a user keeps it in view.
+        return _CameraPath([(0.01, _Band(rng, 0.1, 0.4))], [(0.01, _Band(rng, 0.1, 0.4))], [],
+                           [(rng.uniform(0.85, 1.0) * math.log(1.25), _Band(rng, 0.06, 0.12, 1))],
+                           exposure=1 / 30, readout=0.03)
+    if kind == "rolling_jitter":
+        # Tremor of 0.6-1.2% of the frame (3-6 px at 480) on a slower sway, with the long
+        # exposure of indoor light (1/60-1/25 s: blur of a few px) and a 20-33 ms readout.
+        return _CameraPath([tremor(rng.uniform(0.006, 0.012)), (0.01, _Band(rng, 0.3, 1.0))],
+                           [tremor(rng.uniform(0.006, 0.012)), (0.01, _Band(rng, 0.3, 1.0))],
+                           [tremor(0.4)], [],
+                           exposure=rng.uniform(1 / 60, 1 / 25), readout=rng.uniform(0.02, 0.033))
+    if kind == "walking":
+        # Walking cadence is about 1.8 steps/s: the phone bobs once a step (2-3.5% of the frame)
+        # and sways and rolls (2-4 degrees) once a stride (two steps), drifting slowly, with tremor.
+        cadence = float(rng.uniform(1.6, 2.0))
+        return _CameraPath([(rng.uniform(0.02, 0.04), _Band(rng, cadence / 2, cadence / 2, 1)),
+                            (0.03, _Band(rng, 0.05, 0.15)), tremor(0.004)],
+                           [(rng.uniform(0.02, 0.035), _Band(rng, cadence, cadence, 1)), tremor(0.004)],
+                           [(rng.uniform(2.0, 4.0), _Band(rng, cadence / 2, cadence / 2, 1))],
+                           [(0.03, _Band(rng, 0.1, 0.3))], exposure=1 / 30, readout=0.03)
+    if kind == "phone_portrait":
+        # A selfie video held at arm's length: tremor, slow drift, roll and distance changes.
+        return _CameraPath([tremor(rng.uniform(0.004, 0.008)), (0.03, _Band(rng, 0.05, 0.15))],
+                           [tremor(rng.uniform(0.004, 0.008)), (0.03, _Band(rng, 0.05, 0.15))],
+                           [(3.0, _Band(rng, 0.05, 0.2)), tremor(0.3)], [(0.05, _Band(rng, 0.05, 0.2))],
+                           exposure=rng.uniform(1 / 60, 1 / 25), readout=rng.uniform(0.02, 0.033))
+    raise ValueError(f"unknown camera motion {kind!r}")
+
+
+def _motion_blur(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``frame`` smeared along (dx, dy) px, its motion during the exposure (none below 1.5 px)."""
+    length = math.hypot(dx, dy)
+    if length < 1.5:
+        return frame
+    size = math.ceil(length) | 1
+    kernel = np.zeros((size, size), np.float32)
+    # A line through the kernel's centre, drawn at 1/16 px precision (shift=4).
+    ends = [(round((size / 2 - 0.5 + sign * dx / 2) * 16), round((size / 2 - 0.5 + sign * dy / 2) * 16))
+            for sign in (-1, 1)]
+    cv2.line(kernel, ends[0], ends[1], 1.0, 1, cv2.LINE_AA, 4)
+    return cv2.filter2D(frame, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+
+
+def _find_face(image: np.ndarray) -> tuple[tuple[float, float], float] | None:
+    """The centre of the largest face's box and its eye distance, in px; None without a face."""
+    faces = detect(image)
+    if not faces:
+        return None
+    box, eyes = faces[0].box, faces[0].keypoints
+    return (box.x + box.width / 2, box.y + box.height / 2), float(np.linalg.norm(eyes[0] - eyes[1]))
+
+
+def _face_centre(image: np.ndarray) -> tuple[tuple[float, float], float]:
+    """``_find_face``, or the picture's centre and a sixth of its height when no face is found."""
+    return _find_face(image) or ((image.shape[1] / 2, image.shape[0] / 2), image.shape[0] / 6)
+
+
+def _portrait_window(centre: tuple[float, float], eye_distance: float, target: float) -> np.ndarray:
+    """The matrix placing a picture in the portrait frame: the face at ``_PORTRAIT_FACE``,
+    scaled so its eyes are ``target`` px apart once the page fits the frame into 640x480."""
+    scale = target * (_PORTRAIT[1] / FRAME_SIZE[1]) / eye_distance
+    return np.array([[scale, 0.0, _PORTRAIT_FACE[0] - scale * centre[0]],
+                     [0.0, scale, _PORTRAIT_FACE[1] - scale * centre[1]], [0.0, 0.0, 1.0]])
+
+
+def _filmed_clip(clip: Iterator[np.ndarray], kind: str, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """A live clip filmed through a moving phone: the whole camera picture moves (BORDER_REPLICATE
+    fills what it uncovers) before the page pads it; ``phone_portrait`` first cuts a 9:16 window
+    around the face, the eyes 52-80 px apart in the 640x480 frame."""
+    path = _camera_path(kind, rng)
+    if kind != "phone_portrait":
+        centre: tuple[float, float] | None = None
+        for index, frame in enumerate(clip):
+            if centre is None:
+                centre, _ = _face_centre(frame)
+            yield path.film(frame, index / FPS, centre, (frame.shape[1], frame.shape[0]), np.eye(3))
+        return
+    target = float(rng.uniform(52, 80))
+    followed: tuple[float, float] | None = None
+    eye_distance = 1.0
+    for index, frame in enumerate(clip):
+        if followed is None:
+            followed, eye_distance = _face_centre(frame)  # kept: the person's distance varies too
+        elif index % 5 == 0 and (found := _find_face(frame)) is not None:
+            # The user sees themselves on the phone and keeps their face in the picture: the
+            # window eases halfway towards the face every 0.5 s.
+            (x, y), _ = found
+            followed = ((followed[0] + x) / 2, (followed[1] + y) / 2)
+        window = _portrait_window(followed, eye_distance, target)
+        margins = _uncovered(window, frame.shape)
+        # The frame is extended by the margins: move the window with it.
+        shift = np.array([[1.0, 0.0, -margins[2]], [0.0, 1.0, -margins[0]], [0.0, 0.0, 1.0]])
+        scene = _extended(frame, margins) if any(margins) else frame
+        yield path.film(scene, index / FPS, _PORTRAIT_FACE, _PORTRAIT, window @ shift)
+
+
+def _uncovered(window: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """How far (top, bottom, left, right, in px of the frame) the portrait frame, with room for
+    the camera's motion (a fifth of it either way), reaches beyond a frame of ``shape``."""
+    width, height = _PORTRAIT
+    corners = np.array([[-0.2 * width, -0.2 * height, 1.0], [1.2 * width, 1.2 * height, 1.0]])
+    (left, top), (right, bottom) = (np.linalg.inv(window) @ corners.T).T[:, :2]
+    return (max(0, math.ceil(-top)), max(0, math.ceil(bottom - shape[0])),
+            max(0, math.ceil(-left)), max(0, math.ceil(right - shape[1])))
+
+
+def _extended(frame: np.ndarray, margins: tuple[int, int, int, int]) -> np.ndarray:
+    """``frame`` extended by ``margins`` (top, bottom, left, right) px: its edge rows and columns
+    repeated, smoothed more the further out (the room and the body continue; bare repetition
+    would draw the neck as a long column of streaks)."""
+    top, bottom, left, right = margins
+    repeated = cv2.copyMakeBorder(frame, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    # Blurred at an eighth of the size: a 24 px Gaussian at the cost of a 3 px one.
+    small = cv2.resize(repeated, None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
+    smooth = cv2.resize(cv2.GaussianBlur(small, (0, 0), 3), (repeated.shape[1], repeated.shape[0]))
+    # The weight of the smooth copy: 0 on the frame, rising to 1 over 60 px outside it.
+    ys = np.arange(repeated.shape[0], dtype=np.float32)
+    xs = np.arange(repeated.shape[1], dtype=np.float32)
+    out_y = np.maximum(top - ys, ys - (top + frame.shape[0] - 1)).clip(0)
+    out_x = np.maximum(left - xs, xs - (left + frame.shape[1] - 1)).clip(0)
+    weight = (np.maximum(out_y[:, None], out_x[None, :]) / 60.0).clip(0, 1)[..., None]
+    return (repeated * (1 - weight) + smooth * weight).astype(np.uint8)
+
+
+def _filmed_photo(picture: np.ndarray, kind: str, rng: np.random.Generator,
+                  count: int) -> Iterator[np.ndarray]:
+    """The photo (``picture``: the 640x480 canvas, or the photo itself for ``phone_portrait``)
+    moved by hand as in ``jitter_slow`` and filmed by a phone moving as in the live kind of
+    the same name, in front of the wall, which fills what the motion uncovers."""
+    hand = _HandMotion(rng, *_HAND["jitter_slow"])
+    path = _camera_path(kind, rng)
+    centre, eye_distance = _face_centre(picture)
+    window, size = np.eye(3), FRAME_SIZE
+    if kind == "phone_portrait":
+        window = _portrait_window(centre, eye_distance, float(rng.uniform(52, 80)))
+        centre, size = _PORTRAIT_FACE, _PORTRAIT
+    for index in range(count):
+        t = index / FPS
+        # The hand moves the photo where the camera sees it; the camera then moves over all.
+        placed = hand.matrix(t) @ window if kind == "phone_portrait" else window @ hand.matrix(t)
+        yield path.film(picture, t, centre, size, placed, cv2.BORDER_CONSTANT, _WALL_COLOUR)
+
+
+# --- narrow eyes ---
+
+def _narrow_eyes(clip: Iterator[np.ndarray], rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The person's eyes narrowed: each eye's opening squashed towards its centre by 40-50%,
+    following dlib's landmarks frame by frame (a closed eye, squashed, stays closed). dlib's
+    shape prior follows only part of it: the eye aspect ratio it measures drops by 25-30%."""
+    squash = 1 - float(rng.uniform(0.4, 0.5))
+    points = None
+    for frame in clip:
+        frame = fit_frame(frame, *FRAME_SIZE)
+        faces = detect(frame)
+        if faces:
+            points = landmarks(frame, faces[0]).points
+        # Where detection fails, the last frame's eyes: the face moves little in 0.1 s, and
+        # leaving one frame wide-eyed would look like an eye opening.
+        if points is not None:
+            for eye in (points[36:42], points[42:48]):
+                frame = _squash_eye(frame, eye, squash)
+        yield frame
+
+
+def _squash_eye(frame: np.ndarray, eye: np.ndarray, squash: float) -> np.ndarray:
+    """``frame`` with the rows around ``eye`` (six landmarks) drawn towards its centre, so its
+    opening is ``squash`` times as tall."""
+    cx, cy = (float(value) for value in eye.mean(axis=0))
+    width = float(np.linalg.norm(eye[3] - eye[0]))
+    if width < 4:
+        return frame
+    x0, x1 = max(int(cx - 1.3 * width), 0), min(int(cx + 1.3 * width) + 1, frame.shape[1])
+    y0, y1 = max(int(cy - 1.3 * width), 0), min(int(cy + 1.3 * width) + 1, frame.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return frame
+    xs, ys = np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32) - cy
+    # Output row cy + d shows the source row cy + d (1 + a w): the lids come from further out.
+    # The weight w is 1 over the eye and falls off smoothly, flat-topped across (corners included)
+    # and Gaussian up and down (sigma half an eye width, so the lids and lashes move together and
+    # the brow, 0.7 widths up, moves by a few % of the width at most); with a <= 1 the mapping
+    # keeps increasing down the frame (its slope is at least 1 - 0.45 a), so nothing folds.
+    amount = 1 / squash - 1
+    across = np.exp(-(((xs - cx) / (0.75 * width)) ** 4))
+    updown = np.exp(-((ys / (0.5 * width)) ** 2))
+    map_y = (cy + ys[:, None] * (1 + amount * updown[:, None] * across[None, :])).astype(np.float32)
+    map_x = np.ascontiguousarray(np.broadcast_to(xs[None, :], map_y.shape))
+    result = frame.copy()
+    result[y0:y1, x0:x1] = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return result
 
 
 def _stable_hash(text: str) -> int:
