@@ -54,7 +54,7 @@ SESSIONS_FINISHED = Counter(
 )
 LIVENESS_FAILURES = Counter(
     "faceauth_liveness_failures_total",
-    "Sessions that ended with liveness_failed, by the liveness tracker's failure.",
+    "Sessions that ended with liveness_failed or presentation_attack, by the liveness tracker's failure.",
     ["reason"],
 )
 FRAME_ROUND_TRIP = Histogram(
@@ -88,7 +88,7 @@ WEBHOOK_ATTEMPTS = Counter(
 def session_finished(*, kind: str, mode: str, status: str, reason: str, liveness: dict) -> None:
     """Counts a session that reached a final state."""
     SESSIONS_FINISHED.labels(kind=kind, mode=mode, status=status, reason=reason).inc()
-    if reason == "liveness_failed":
+    if reason in ("liveness_failed", "presentation_attack"):
         LIVENESS_FAILURES.labels(reason=(liveness or {}).get("failure") or "not_confirmed").inc()
 
 

@@ -259,6 +259,18 @@ if FACEAUTH_LIVENESS_MODE not in ("passive", "active"):
     raise ImproperlyConfigured(
         f"FACEAUTH_LIVENESS_MODE must be passive or active, not {FACEAUTH_LIVENESS_MODE!r}"
     )
+# The anti-spoofing check (face_engine/liveness/presentation.py): on by default in both modes; the
+# threshold on the mean real-probability of a session's scored frames, unset = the engine's
+# calibrated value (`python -m face_engine pad-eval --calibrate-bpcer` recalibrates on your frames).
+FACEAUTH_PRESENTATION_CHECK = env_bool("FACEAUTH_PRESENTATION_CHECK", True)
+FACEAUTH_PRESENTATION_THRESHOLD = env_str("FACEAUTH_PRESENTATION_THRESHOLD", "") or None
+if FACEAUTH_PRESENTATION_THRESHOLD is not None:
+    try:
+        FACEAUTH_PRESENTATION_THRESHOLD = float(FACEAUTH_PRESENTATION_THRESHOLD)
+    except ValueError as exc:
+        raise ImproperlyConfigured("FACEAUTH_PRESENTATION_THRESHOLD must be a number from 0 to 1") from exc
+    if not 0.0 <= FACEAUTH_PRESENTATION_THRESHOLD <= 1.0:
+        raise ImproperlyConfigured("FACEAUTH_PRESENTATION_THRESHOLD must be a number from 0 to 1")
 # Language of sessions whose metadata and client name none (en or id, settings.LANGUAGES).
 FACEAUTH_DEFAULT_LANGUAGE = env_str("FACEAUTH_DEFAULT_LANGUAGE", "en")
 if FACEAUTH_DEFAULT_LANGUAGE not in dict(LANGUAGES):

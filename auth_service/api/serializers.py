@@ -201,6 +201,10 @@ def session_status_data(session: AuthSession, *, max_frames: int, include_result
             "liveness": _liveness_progress(session),
         },
         "reason": session.reason or None,
+        # Once the session is over: why liveness was (not) confirmed, as reason codes (what each
+        # signal rejected, frames without a usable face), so support can answer "why was I refused".
+        "liveness_explanation": (session.liveness or {}).get("explanation") if session.status not in (
+            "pending", "active") else None,
         "result": session.result if include_result else None,
         "encrypted_data": session.encrypted_result,
     }

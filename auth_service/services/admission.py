@@ -1,49 +1,70 @@
 """Admission control: refuse new sessions before the engine falls behind, so that the
-sessions already admitted keep their frame latency.
+sessions already admitted keep their frame latency, and admit them until the machine is full.
 
-Every server process measures its own engine: for each frame, how long it waited for an
-engine thread (the backlog), and once a second the CPU the whole process used and the
-frames it answered. It publishes these figures in the shared cache (Redis in production,
-so every worker sees every other; process memory in the zero-setup mode) at most once a
-second. A new session, or a socket that connects to one, is refused with ``Overloaded``
-(HTTP 503 with Retry-After, WebSocket close 4503) when
+Every server process measures its own engine (``EngineLoad``): for each frame, how long it
+waited for an engine thread, how long it took there, and the phase of its session (``PHASES``:
+seeking a blink, measuring parallax, collecting samples); once a second, the CPU the whole
+process used, the CPU of its event loop thread, and the host's busy CPU. It publishes the
+sums over the last PHASE_WINDOW seconds and the sessions it streams now, by phase, in the
+shared cache (Redis in production, so every worker sees every other; process memory in the
+zero-setup mode). A new session, or a socket that connects to one, is refused with
+``Overloaded`` (HTTP 503 with Retry-After, WebSocket close 4503) when
 
 - the 95th percentile of that wait over the last two seconds is above
-  FACEAUTH_ADMISSION_LATENCY_MS on any worker (the engine is already behind), or
-- every open session (streaming, or created recently and about to connect) and the new
-  one, each at FACEAUTH_MAX_FPS and the measured CPU per frame, would need more than
+  FACEAUTH_ADMISSION_LATENCY_MS on every worker (the engine is behind everywhere), or
+- the expected CPU of every open session and the new one would be more than
   FACEAUTH_ADMISSION_CPU_SHARE of the cores of the hosts the workers run on, less what
   other processes on those hosts use (a shared machine has fewer cores to give).
 
-The wait, not the whole time in the engine: one frame a second also computes an embedding
-and takes several times an ordinary frame's work, so a percentile of the whole time says
-how long those frames are, not whether frames queue up. The demand counts sessions, not
-the CPU in use plus the newest ones: a session that connected within the last second is
-partly in the measured CPU already, and counting it again refused sessions the machine
-could carry (measured: refusals at 4 simulated users while 8 ran at p95 91 ms).
+The expected CPU is counted by phase, from what sessions in each phase were measured to cost
+(``CostModel``): a session seeking a blink runs the eye model on every frame and gets more
+detections, one collecting samples runs neither; counting every session at one average
+refused sessions while the machine had room once the mix moved to cheaper phases, and would
+admit too many when liveness adds work to one phase. Each phase's cost is its frames' rate
+(measured: the gaps between a session's frames, at most FACEAUTH_MAX_FPS) times the CPU of
+such a frame: the event loop's CPU per frame (the same in every phase), plus the rest of the
+process's CPU (engine and OpenVINO threads, database) shared among the phases by the time
+their frames spent in the engine. Per-thread CPU cannot be split per frame here: the networks
+run on OpenVINO's threads while the engine thread waits, so the engine thread's own CPU saw a
+tenth of an embedding. Open sessions that are not streaming (created, connecting) and the new
+one are counted at a blink-seeking session's cost, the phase every session starts in.
+
+Measured before this model (issue 19): sessions were refused with the host 60% busy, because
+every open session was counted at 10 frames/s while sessions answered 9 (the rest of their
+life they connect and finish), and the latency rule refused everyone when the one worker that
+gunicorn handed most sockets to fell behind while the other idled (scripts/serve-production.sh
+now gives each worker its own listening socket). Each refusal is logged at WARNING with the
+rules' inputs (``admission refused: {...}``, JSON) so that a benchmark can say which rule
+refused and on what figures.
 
 Refused clients are told to retry after 1 to 3 seconds, drawn at random: told the same
 delay, a crowd refused together comes back together and meets the same verdict, while the
 places freed meanwhile wait for it. The window of the latency rule is short so that a backlog
 that has drained stops refusing within a couple of seconds, not five. Measured at 2.5x
 capacity (30 simulated users, 3 runs each): admitted frames' p95 143-183 ms against 235-501
-ms with a fixed delay and a 5 s window, at the same frames/s within noise (one pair of runs
-at 2x capacity went the other way: 164 against 102 ms).
+ms with a fixed delay and a 5 s window, at the same frames/s within noise.
 
 Until frames are measured (a cold start, or a quiet minute) a frame is assumed to cost
-COLD_FRAME_CPU seconds of this host's cores, so that a crowd arriving at once is not all
-admitted before the first measurement."""
+COLD_FRAME_CPU seconds of this host's cores at FACEAUTH_MAX_FPS, so that a crowd arriving at
+once is not all admitted before the first measurement."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import json
+import logging
 import os
 import random
 import socket
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import psutil
 from django.conf import settings
@@ -55,77 +76,251 @@ from auth_service.errors import Overloaded
 from auth_service.models import AuthSession, SessionStatus
 from face_engine.models import usable_cores
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 WINDOW_SECONDS = 2.0  # recent frames that the latency percentile looks at
+PHASE_WINDOW = 10.0  # seconds of per-phase figures: enough frames of the rarer phases
 PUBLISH_INTERVAL = 1.0  # seconds between a worker's figures in the cache
 RETRY_AFTER_SECONDS = (1, 3)  # a refused client's Retry-After is drawn from this range
 REPORT_TTL = 5  # seconds: a worker that stopped publishing is forgotten after this
 # A session created this recently that has not connected yet is about to add its load.
 STARTING_SESSION_SECONDS = 30
+# A stream without a frame for this long is no longer counted as streaming (it may be
+# finishing, or its client stalled); while open it is counted at a new session's cost.
+STREAM_IDLE_SECONDS = 1.0
+# A phase's cost is its own once this many of its frames are in the window; before, the
+# average of all frames (a few frames of a rare phase say little).
+MIN_PHASE_FRAMES = 20
 _REGISTRY_KEY = "faceauth:admission:workers"
 # A frame's CPU cost before any is measured: about twice what a 640x480 frame costs on a
 # current x86 core, so a cold server admits somewhat fewer sessions than it could carry.
 COLD_FRAME_CPU = 0.010
 
+# A session's phases, in the order it goes through them: the liveness tracker seeks a blink
+# (the eye model runs on every frame, and detection while the eyes are not open), measures
+# parallax (detection on every frame, tracked points), then the evidence is in and frames
+# only bring samples and the anti-spoofing verdict. Matching happens once, at the end, on a
+# database thread: it is in the per-frame share of the process's CPU, not a phase of frames.
+PHASES = ("blink", "parallax", "samples")
+# Thread names (what `top -H` and bench/load.py's per-thread figures show).
+ENGINE_THREAD_NAME = "fa-engine"
+SYNC_THREAD_NAME = "fa-sync"
+
+
+def session_phase(processor: Any) -> str:
+    """The phase a frame pipeline (services.frames.FrameProcessor) is in before its next
+    frame: read from its liveness tracker (the passive one inside an active-mode tracker)."""
+    tracker = getattr(processor, "tracker", None)
+    liveness = getattr(tracker, "passive", tracker)
+    if liveness is None or getattr(liveness, "measuring_blink", False):
+        return "blink"
+    if getattr(liveness, "measuring_parallax", False):
+        return "parallax"
+    return "samples"
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def name_thread(name: str) -> None:
+    """Gives the calling thread an OS-level name (15 characters at most), so that per-thread
+    CPU can be told apart (Python 3.11's thread names stay inside Python). Linux only."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "prctl"):
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
+@dataclass(frozen=True)
+class PhaseLoad:
+    """One worker's figures for one phase over its window."""
+
+    sessions: int = 0  # streaming in this phase now
+    frames: int = 0
+    engine_seconds: float = 0.0  # wall time those frames spent in the engine
+    session_seconds: float = 0.0  # time sessions spent in this phase (the gaps between their frames)
+
 
 @dataclass(frozen=True)
 class WorkerLoad:
-    """One worker's published figures."""
+    """One worker's published figures: sums over the last ``seconds`` (at most PHASE_WINDOW)."""
 
     worker: str
     host: str
     cores: int
-    cpu_per_second: float  # process CPU seconds per second (all threads)
-    host_cpu_per_second: float  # the whole host's busy CPU seconds per second
-    frames_per_second: float
+    seconds: float
+    cpu_seconds: float  # process CPU (all threads)
+    serving_cpu_seconds: float  # the event loop thread's CPU (WebSocket, JSON, channel layer)
+    host_busy_seconds: float  # the whole host's busy CPU
+    frames: int
     wait_p95: float  # seconds frames waited for an engine thread, over WINDOW_SECONDS
-    frames_in_window: int
+    frames_in_window: int  # frames behind that percentile
+    phases: dict[str, PhaseLoad] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # From the cache the phases come back as plain dicts.
+        phases = {name: p if isinstance(p, PhaseLoad) else PhaseLoad(**p) for name, p in self.phases.items()}
+        object.__setattr__(self, "phases", phases)
+
+    @property
+    def cpu_per_second(self) -> float:
+        return self.cpu_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def host_cpu_per_second(self) -> float:
+        return self.host_busy_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def streaming(self) -> int:
+        return sum(phase.sessions for phase in self.phases.values())
+
+
+@dataclass
+class _Bucket:
+    """The figures of one publication interval."""
+
+    at: float
+    seconds: float
+    cpu: float
+    serving_cpu: float
+    host_busy: float
+    frames: int
+    phases: dict[str, list[float]]  # phase -> [frames, engine seconds, session seconds]
+
+
+@dataclass
+class _Stream:
+    phase: str
+    last_frame_at: float
 
 
 class EngineLoad:
-    """This process's measurements; ``record`` is called from engine threads."""
+    """This process's measurements; ``measured`` runs in engine threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waits: deque[tuple[float, float]] = deque()  # (started at, seconds waited)
+        self._buckets: deque[_Bucket] = deque()
+        self._open = self._new_phases()  # the current interval's per-phase sums
         self._frames = 0
+        self._streams: dict[int, _Stream] = {}  # id(frame pipeline) -> its phase now
         self._published_at = 0.0
         self._published_cpu = 0.0
-        self._published_frames = 0
+        self._published_serving = 0.0
         self._published_host = 0.0
+        self._named: set[int] = set()
         self._worker = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
+    @staticmethod
+    def _new_phases() -> dict[str, list[float]]:
+        return {phase: [0, 0.0, 0.0] for phase in PHASES}
+
+    def measured(self, wait: float, function: Callable[..., T], *args: Any) -> T:
+        """Runs one frame (``function``, a frame pipeline's bound ``process``) that waited
+        ``wait`` seconds for this engine thread, and counts it by its session's phase."""
+        ident = threading.get_ident()
+        if ident not in self._named:
+            self._named.add(ident)
+            name_thread(ENGINE_THREAD_NAME)
+        owner = getattr(function, "__self__", None)
+        phase = session_phase(owner)
+        started = time.monotonic()
+        result = function(*args)
+        self._record(started, wait, phase, owner, finished=getattr(result, "verdict", None) is not None)
+        return result
+
     def record(self, wait: float) -> None:
-        """One frame started in the engine ``wait`` seconds after it was submitted."""
-        now = time.monotonic()
+        """One frame without a session (its time in the engine not measured) started
+        ``wait`` seconds after it was submitted."""
+        self._record(time.monotonic(), wait, None, None, finished=False)
+
+    def _record(self, started: float, wait: float, phase: str | None, owner: Any, *, finished: bool) -> None:
+        ended = time.monotonic()
         report = None
         with self._lock:
-            self._waits.append((now, wait))
+            self._waits.append((started, wait))
             self._frames += 1
-            if now - self._published_at >= PUBLISH_INTERVAL:
-                report = self._report(now)
+            if phase is not None:
+                sums = self._open[phase]
+                sums[0] += 1
+                sums[1] += ended - started
+                key = id(owner)
+                stream = self._streams.get(key)
+                # The gap since the session's previous frame is time it spent in this phase;
+                # its first frame counts one frame interval.
+                gap = ended - stream.last_frame_at if stream is not None else 1 / settings.FACEAUTH_MAX_FPS
+                sums[2] += min(gap, STREAM_IDLE_SECONDS)
+                if finished:
+                    self._streams.pop(key, None)
+                else:
+                    self._streams[key] = _Stream(session_phase(owner), ended)
+            if ended - self._published_at >= PUBLISH_INTERVAL:
+                report = self._report(ended)
         if report is not None:
             _publish(report)
 
     def _report(self, now: float) -> WorkerLoad:
         while self._waits and self._waits[0][0] < now - WINDOW_SECONDS:
             self._waits.popleft()
-        cpu = time.process_time()
-        host = _host_busy_seconds()
-        elapsed = now - self._published_at if self._published_at else WINDOW_SECONDS
+        cpu, serving, host = time.process_time(), _main_thread_cpu(), _host_busy_seconds()
+        if self._published_at:
+            self._buckets.append(_Bucket(
+                at=now, seconds=now - self._published_at, cpu=cpu - self._published_cpu,
+                serving_cpu=serving - self._published_serving, host_busy=host - self._published_host,
+                frames=int(sum(sums[0] for sums in self._open.values())), phases=self._open,
+            ))
+        self._open = self._new_phases()
+        while self._buckets and self._buckets[0].at - self._buckets[0].seconds < now - PHASE_WINDOW:
+            self._buckets.popleft()
+        streaming: dict[str, int] = dict.fromkeys(PHASES, 0)
+        for key, stream in list(self._streams.items()):
+            if now - stream.last_frame_at > STREAM_IDLE_SECONDS:
+                del self._streams[key]  # gone (disconnected) or stalled
+            else:
+                streaming[stream.phase] += 1
+        buckets = list(self._buckets)
         waits = sorted(wait for _, wait in self._waits)
         report = WorkerLoad(
             worker=self._worker,
             host=socket.gethostname(),
             cores=usable_cores(),
-            cpu_per_second=(cpu - self._published_cpu) / elapsed if self._published_at else 0.0,
-            host_cpu_per_second=(host - self._published_host) / elapsed if self._published_at else 0.0,
-            frames_per_second=(self._frames - self._published_frames) / elapsed,
+            seconds=sum(b.seconds for b in buckets),
+            cpu_seconds=sum(b.cpu for b in buckets),
+            serving_cpu_seconds=sum(b.serving_cpu for b in buckets),
+            host_busy_seconds=sum(b.host_busy for b in buckets),
+            frames=sum(b.frames for b in buckets),
             wait_p95=waits[min(len(waits) - 1, int(0.95 * len(waits)))] if waits else 0.0,
             frames_in_window=len(waits),
+            phases={
+                phase: PhaseLoad(
+                    sessions=streaming[phase],
+                    frames=int(sum(b.phases[phase][0] for b in buckets)),
+                    engine_seconds=sum(b.phases[phase][1] for b in buckets),
+                    session_seconds=sum(b.phases[phase][2] for b in buckets),
+                )
+                for phase in PHASES
+            },
         )
-        self._published_at, self._published_cpu, self._published_frames = now, cpu, self._frames
-        self._published_host = host
+        self._published_at, self._published_cpu = now, cpu
+        self._published_serving, self._published_host = serving, host
         return report
+
+
+def _main_thread_cpu() -> float:
+    """CPU seconds of the main thread: the event loop of a uvicorn worker."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(threading.main_thread().ident))
+    except (AttributeError, OSError):  # not Linux: the event loop is not told apart
+        return 0.0
 
 
 def _host_busy_seconds() -> float:
@@ -155,10 +350,59 @@ def worker_loads() -> list[WorkerLoad]:
 
 
 @dataclass(frozen=True)
+class CostModel:
+    """CPU seconds per second of one session in each phase, from the workers' figures."""
+
+    per_phase: dict[str, float]  # phases with enough frames measured
+    average: float  # a session of the measured mix, for phases without their own figure
+    streaming: dict[str, int]  # sessions streaming now, by phase
+
+    @classmethod
+    def from_loads(cls, loads: Iterable[WorkerLoad], max_fps: int) -> CostModel:
+        loads = list(loads)
+        frames = sum(load.frames for load in loads)
+        cpu = sum(load.cpu_seconds for load in loads)
+        serving = min(cpu, sum(load.serving_cpu_seconds for load in loads))
+        phases = {phase: [load.phases.get(phase, PhaseLoad()) for load in loads] for phase in PHASES}
+        engine_time = sum(p.engine_seconds for group in phases.values() for p in group)
+        session_time = sum(p.session_seconds for group in phases.values() for p in group)
+        streaming = {phase: sum(p.sessions for p in group) for phase, group in phases.items()}
+        if not frames:
+            cold = max_fps * COLD_FRAME_CPU
+            return cls({}, cold, streaming)
+        serving_per_frame = serving / frames
+        rate = min(max_fps, frames / session_time) if session_time else max_fps
+        average = rate * cpu / frames
+        per_phase = {}
+        for phase, group in phases.items():
+            count = sum(p.frames for p in group)
+            seconds = sum(p.session_seconds for p in group)
+            if count < MIN_PHASE_FRAMES or not seconds or not engine_time:
+                continue
+            share = sum(p.engine_seconds for p in group) / engine_time
+            per_frame = serving_per_frame + (cpu - serving) * share / count
+            per_phase[phase] = min(max_fps, count / seconds) * per_frame
+        return cls(per_phase, average, streaming)
+
+    def session(self, phase: str) -> float:
+        return self.per_phase.get(phase, self.average)
+
+    def demand(self, open_sessions: int) -> float:
+        """CPU seconds per second that ``open_sessions`` sessions need: those streaming at
+        their phase's cost, the others (created, connecting, the new one) at the first's."""
+        streaming = sum(self.streaming.values())
+        waiting = max(0, open_sessions - streaming)
+        return sum(count * self.session(phase) for phase, count in self.streaming.items()) + (
+            waiting * self.session(PHASES[0])
+        )
+
+
+@dataclass(frozen=True)
 class Decision:
     admit: bool
     reason: str = ""
     retry_after: int = 0
+    inputs: dict = field(default_factory=dict)  # what the rules saw (logged with a refusal)
 
 
 def decide(*, sessions: int) -> Decision:
@@ -167,19 +411,23 @@ def decide(*, sessions: int) -> Decision:
     target = settings.FACEAUTH_ADMISSION_LATENCY_MS / 1000
     if target <= 0:
         return Decision(True)
-    loads = [load for load in worker_loads() if load.frames_in_window]
+    loads = [load for load in worker_loads() if load.frames_in_window or load.frames]
+    inputs: dict[str, Any] = {"sessions": sessions, "workers": [_summary(load) for load in loads]}
     if not loads:
-        return _cpu_decision(cpu_per_frame=COLD_FRAME_CPU, cores=usable_cores(), sessions=sessions)
-    slowest = max(load.wait_p95 for load in loads)
-    if slowest > target:
+        model = CostModel.from_loads([], settings.FACEAUTH_MAX_FPS)
+        return _cpu_decision(model, cores=usable_cores(), sessions=sessions, inputs=inputs)
+    waiting = [load.wait_p95 for load in loads if load.frames_in_window]
+    # Behind everywhere, not on one worker: a busy worker beside an idle one is a matter of
+    # spread (sockets go where the kernel hands them), and refusing then idled a core.
+    least = min(waiting) if len(waiting) == len(loads) else 0.0
+    if least > target:
         return Decision(
             False,
-            f"frames wait {slowest * 1000:.0f} ms for the engine at the 95th percentile "
-            f"(target {target * 1000:.0f} ms)",
+            f"frames wait {least * 1000:.0f} ms for the engine at the 95th percentile on every "
+            f"worker (target {target * 1000:.0f} ms)",
             retry_after=_retry_after(),
+            inputs={"rule": "latency", **inputs},
         )
-    frames = sum(load.frames_per_second for load in loads)
-    used = sum(load.cpu_per_second for load in loads)
     # Per host: its cores, and the CPU that processes other than our workers take there.
     hosts: dict[str, list[WorkerLoad]] = {}
     for load in loads:
@@ -189,21 +437,37 @@ def decide(*, sessions: int) -> Decision:
         for group in hosts.values()
     )
     return _cpu_decision(
-        cpu_per_frame=used / frames if frames > 0 else COLD_FRAME_CPU,
+        CostModel.from_loads(loads, settings.FACEAUTH_MAX_FPS),
         cores=sum(group[0].cores for group in hosts.values()),
         others=others,
         sessions=sessions,
+        inputs=inputs,
     )
 
 
-def _cpu_decision(*, cpu_per_frame: float, cores: int, sessions: int, others: float = 0.0) -> Decision:
+def _summary(load: WorkerLoad) -> dict[str, Any]:
+    return {
+        "worker": load.worker, "fps": round(load.frames_per_second, 1), "cpu": round(load.cpu_per_second, 3),
+        "host_cpu": round(load.host_cpu_per_second, 3), "wait_p95_ms": round(load.wait_p95 * 1000, 1),
+        "streaming": {phase: p.sessions for phase, p in load.phases.items()},
+    }
+
+
+def _cpu_decision(model: CostModel, *, cores: int, sessions: int, others: float = 0.0,
+                  inputs: dict | None = None) -> Decision:
     capacity = cores * settings.FACEAUTH_ADMISSION_CPU_SHARE - others
-    demand = sessions * settings.FACEAUTH_MAX_FPS * cpu_per_frame
+    demand = model.demand(sessions)
     if demand > capacity:
         return Decision(
             False,
             f"the engine would need {demand:.2f} of {capacity:.2f} usable CPU cores",
             retry_after=_retry_after(),
+            inputs={
+                "rule": "cpu", **(inputs or {}), "demand": round(demand, 3), "capacity": round(capacity, 3),
+                "others": round(others, 3), "cores": cores,
+                "session_cpu": {phase: round(model.session(phase), 4) for phase in PHASES},
+                "streaming": model.streaming,
+            },
         )
     return Decision(True)
 
@@ -223,17 +487,28 @@ def _open_sessions() -> int:
 
 def admit_new_session() -> None:
     """Raises Overloaded when one more session cannot be served at the latency target."""
-    _raise_unless(decide(sessions=_open_sessions() + 1))
+    _raise_unless(decide(sessions=_open_sessions() + 1), "session")
 
 
 def admit_connection() -> None:
     """Raises Overloaded when a created session should not start streaming now (it is
     already counted among the open sessions)."""
-    _raise_unless(decide(sessions=_open_sessions()))
+    _raise_unless(decide(sessions=_open_sessions()), "connection")
 
 
-def _raise_unless(decision: Decision) -> None:
+_named_sync: set[int] = set()
+
+
+def _raise_unless(decision: Decision, asked: str) -> None:
+    # Admission runs on the thread that serves Django's synchronous code (ORM): named for
+    # per-thread CPU figures.
+    ident = threading.get_ident()
+    if ident not in _named_sync and threading.current_thread() is not threading.main_thread():
+        _named_sync.add(ident)
+        name_thread(SYNC_THREAD_NAME)
     if not decision.admit:
+        logger.warning("admission refused: %s", json.dumps({"asked": asked, "at": round(time.time(), 3),
+                                                            **decision.inputs}))
         raise Overloaded(
             f"The server is at capacity ({decision.reason}); retry in {decision.retry_after} s.",
             retry_after=decision.retry_after,

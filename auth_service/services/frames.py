@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import cv2
@@ -43,6 +43,7 @@ from auth_service.errors import (
 )
 from auth_service.services import admission
 from face_engine.decode import DEFAULT_FORMATS
+from face_engine.liveness.presentation import DEFAULT_PRESENTATION, PresentationConfig
 
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
@@ -80,9 +81,9 @@ async def run_in_engine(function: Callable[..., T], *args: Any) -> T:
 
 
 def _measured(submitted: float, function: Callable[..., T], *args: Any) -> T:
-    """Tells admission control how long the call waited for an engine thread, then runs it."""
-    admission.engine_load.record(time.monotonic() - submitted)
-    return function(*args)
+    """Runs the call under admission control's measurement: how long it waited for an engine
+    thread, and its time in the engine by the phase of its session (admission.session_phase)."""
+    return admission.engine_load.measured(time.monotonic() - submitted, function, *args)
 
 
 def _timed(function: Callable[..., T], *args: Any) -> T:
@@ -143,6 +144,8 @@ class ProcessingConfig:
     image_formats: tuple[str, ...] = DEFAULT_FORMATS  # FACEAUTH_ACCEPTED_IMAGE_FORMATS
     liveness_mode: str = "passive"  # "active": challenges (face_engine.challenge)
     face_tracking: bool = True  # FACEAUTH_FACE_TRACKING: skip detection while the face is followed
+    # FACEAUTH_PRESENTATION_CHECK / _THRESHOLD: the anti-spoofing check, None when off.
+    presentation: PresentationConfig | None = DEFAULT_PRESENTATION
     # Seconds between candidates of our own while samples are short and liveness is still
     # pending: the identity checks that used to bring one a second come every few seconds
     # while the face is followed (LivenessConfig.identity_followed_seconds).
@@ -165,6 +168,7 @@ class ProcessingConfig:
             image_formats=tuple(settings.FACEAUTH_ACCEPTED_IMAGE_FORMATS),
             liveness_mode=liveness_mode or settings.FACEAUTH_LIVENESS_MODE,
             face_tracking=settings.FACEAUTH_FACE_TRACKING,
+            presentation=_presentation_config(),
         )
 
     @property
@@ -177,9 +181,9 @@ class ProcessingConfig:
 class Verdict:
     """The session ends. ``reason`` is None when the evidence is complete (enough agreeing
     samples, liveness passed) and the service decides the outcome from ``embeddings``;
-    otherwise it says why the session fails (liveness_failed, insufficient_samples,
-    session_expired) and ``detail`` explains it to people (lazy: rendered in the session's
-    language when the session ends)."""
+    otherwise it says why the session fails (liveness_failed, presentation_attack,
+    insufficient_samples, session_expired) and ``detail`` explains it to people (lazy:
+    rendered in the session's language when the session ends)."""
 
     reason: str | None
     detail: str | Promise | None
@@ -223,6 +227,13 @@ def agreeing_group(embeddings: list[np.ndarray], threshold: float) -> list[int]:
     return best
 
 
+def _presentation_config() -> PresentationConfig | None:
+    if not settings.FACEAUTH_PRESENTATION_CHECK:
+        return None
+    threshold = settings.FACEAUTH_PRESENTATION_THRESHOLD
+    return DEFAULT_PRESENTATION if threshold is None else replace(DEFAULT_PRESENTATION, threshold=threshold)
+
+
 class FrameProcessor:
     """State of one capture session between frames."""
 
@@ -238,9 +249,10 @@ class FrameProcessor:
             # Drawn here, when the socket claims the session: the sequence exists only in
             # this process and is never sent ahead; each challenge shows when it is due.
             challenges = fe.draw_challenges(secrets.SystemRandom())
-            self.tracker = fe.ChallengeTracker(fe.LivenessTracker(), challenges)
+            passive = fe.LivenessTracker(presentation=config.presentation)
+            self.tracker = fe.ChallengeTracker(passive, challenges)
         else:
-            self.tracker = fe.LivenessTracker(stop_at_evidence=True)
+            self.tracker = fe.LivenessTracker(stop_at_evidence=True, presentation=config.presentation)
         self.state: fe.LivenessState | fe.ActiveLivenessState | None = None
         self.candidates: deque[np.ndarray] = deque(maxlen=config.pool_size)
         self.group: list[int] = []
@@ -377,16 +389,25 @@ class FrameProcessor:
 
     # --- verdicts ---
     def _ending(self, reason: str | None, detail: str | None, **extra: Any) -> Verdict:
+        liveness = self.state.as_dict() if self.state is not None else {}
+        if self.state is not None:
+            # Why the evidence was (not) complete, as reason codes for the client's support.
+            tracker, state = self.tracker, self.state
+            if isinstance(tracker, fe.ChallengeTracker):
+                tracker, state = tracker.passive, state.passive
+            liveness["explanation"] = tracker.explanation.as_dict(state)
         return Verdict(
             reason=reason,
             detail=detail,
-            liveness=self.state.as_dict() if self.state is not None else {},
+            liveness=liveness,
             frames_received=self.frames_received,
             frames_processed=self.frames_processed,
             **extra,
         )
 
     def _verdict(self, state: fe.LivenessState) -> Verdict | None:
+        if state.failure == "presentation_attack":
+            return self._ending("presentation_attack", _FAILURE_DETAIL[state.failure])
         if state.failure is not None:
             return self._ending("liveness_failed", _FAILURE_DETAIL.get(state.failure, state.failure))
         if (
@@ -410,6 +431,13 @@ class FrameProcessor:
 
     def _shortfall(self, when: Promise) -> tuple[str, Promise]:
         state = self.state
+        if state is not None and not state.missing and state.failure is None and not state.live:
+            # Blink and head movement were in, but the picture could not be checked for a screen or
+            # a photo (too dark or blurred to judge, or too few frames).
+            return "liveness_failed", format_lazy(
+                _("the picture could not be checked for a screen or a photo {when} (light it better "
+                  "and hold still)"), when=when,
+            )
         if state is None or not state.live:
             # The missing evidence is named by its codes (blink, head_movement, challenges).
             missing = ", ".join(state.missing) if state is not None and state.missing else _("a face")
@@ -427,4 +455,5 @@ _FAILURE_DETAIL = {
     "challenge_wrong_action": _("a different movement than the liveness challenge asked for was made"),
     "static_image": _("a still image was detected (the same picture sent repeatedly)"),
     "face_changed": _("the face changed during the session"),
+    "presentation_attack": _("a photo or a screen was shown to the camera instead of a live face"),
 }

@@ -316,11 +316,14 @@ def _liveness_summary(liveness: dict) -> dict:
         "is_live": bool(liveness.get("is_live", False)),
         "blinks": int(liveness.get("blinks", 0)),
         "head_movement": bool(liveness.get("head_movement", False)),
+        # The anti-spoofing verdict (undecided, live, attack, unjudgeable) and the tracker's
+        # failure code (presentation_attack, static_image, face_changed, ...), in both modes.
+        "presentation": liveness.get("presentation"),
+        "failure": liveness.get("failure"),
     }
     if summary["mode"] == "active":
         summary["challenges_passed"] = list(liveness.get("challenges_passed", []))
         summary["challenges_total"] = int(liveness.get("challenges_total", 0))
-        summary["failure"] = liveness.get("failure")
     return summary
 
 

@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import close_old_connections
 
-from auth_service.services import sessions, webhooks
+from auth_service.services import admission, sessions, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class BackgroundWorker(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        admission.name_thread("fa-background")  # told apart in per-thread CPU figures (bench/load.py)
         heartbeat = settings.FACEAUTH_WORKER_HEARTBEAT_SECONDS
         poll = settings.FACEAUTH_WEBHOOK_POLL_SECONDS
         next_beat = 0.0

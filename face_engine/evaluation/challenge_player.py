@@ -221,7 +221,7 @@ def index_clip(
 
 
 def _footage(name: str, frames: list[Frame]) -> Footage:
-    tracker = LivenessTracker()
+    tracker = LivenessTracker(presentation=None)  # blinks are all it counts
     blinks, before = [], 0
     for number, frame in enumerate(frames):
         state = tracker.update(frame.image, frame.analysis, number / FPS)
@@ -236,7 +236,9 @@ def _registers(rest: Rest, stretch: Stretch) -> bool:
     for each reaction delay the player may draw (the tracker's state at the cut differs)."""
     shortest, longest = (round(seconds * FPS) for seconds in REACTION_SECONDS)
     cycle = _back_and_forth(rest.frames)
-    tracker = ChallengeTracker(LivenessTracker(), [stretch.action], rest.config)
+    # The challenge's own evidence decides; the anti-spoofing verdict, which needs about 1.3 s
+    # of frames, is a whole session's (play_obeying runs it).
+    tracker = ChallengeTracker(LivenessTracker(presentation=None), [stretch.action], rest.config)
     number, state = 0, tracker.update(*_unpack(cycle[0]), 0.0)
     while state.challenge is None:
         number += 1

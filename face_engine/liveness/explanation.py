@@ -9,12 +9,7 @@ from dataclasses import dataclass, field
 
 from face_engine.types import LivenessState
 
-# What each rejected eye closure means, for people (docs/liveness.md repeats them).
-BLINK_REJECTIONS = {
-    "no_eye_change": "the eyes narrowed but did not look closed (a photo moved, a squint)",
-    "head_jump": "the face's landmarks jumped (the face was lost for a moment)",
-    "too_long": "the eyes stayed closed or lowered longer than a blink (looking down, a frown)",
-}
+# Why a frame gave no evidence (docs/liveness.md says what each reason code means).
 FRAME_ISSUES = ("no_face", "too_small", "partially_visible")
 
 
