@@ -140,7 +140,17 @@ class SessionStatus(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     progress = SessionProgress()
-    reason = serializers.CharField(allow_null=True, help_text="Why it failed or ended early.")
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text="Why it failed or ended early: liveness_failed, presentation_attack, no_match, ambiguous, "
+                  "insufficient_samples, session_expired, ...",
+    )
+    liveness_explanation = serializers.DictField(
+        allow_null=True,
+        help_text="Once the session is over: why liveness was or was not confirmed, as reason codes "
+                  "(blink.closures_rejected by reason, head_movement, presentation verdict, "
+                  "frames_unusable by reason). No images, no measurements.",
+    )
     result = serializers.DictField(
         allow_null=True, help_text="The plaintext outcome (JWT callers, finished sessions)."
     )
