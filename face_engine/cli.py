@@ -11,23 +11,22 @@ import csv
 import json
 import random
 import sys
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-from face_engine.challenge import ChallengeTracker, draw_challenges
+from face_engine.challenge import ActiveLivenessState, ChallengeTracker, draw_challenges
 from face_engine.decode import ALL_FORMATS, FILE_LIMITS, decode
 from face_engine.detect import detect, landmarks
 from face_engine.embed import embed, similarity
 from face_engine.errors import FaceEngineError, ImageError, NoFaceError
-from face_engine.evaluation import attacks, benchmark, liveness_eval, pad_eval
-from face_engine.evaluation.attacks import browser_frame
+from face_engine.evaluation import attacks, benchmark, explain, liveness_eval, pad_eval
 from face_engine.evaluation.calibration import calibrate_levels, pair_scores, shared_faces_samples
 from face_engine.liveness import LivenessTracker
 from face_engine.matching import DEFAULT_LEVEL, LEVELS
-from face_engine.pipeline import analyze
 from face_engine.quality import quality
-from face_engine.video import video_frames
+from face_engine.types import LivenessState
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 
@@ -79,14 +78,57 @@ def command_compare(args: argparse.Namespace) -> dict:
             "level": None if args.threshold is not None else args.level}
 
 
+def _verdict_line(state: LivenessState | ActiveLivenessState, passive: LivenessTracker,
+                  live_at: int | None) -> str:
+    """The verdict in words, for the explanation's title."""
+    if state.live:
+        return "LIVE" if live_at == state.frames else f"LIVE (from frame {live_at})"
+    if state.failure:
+        why = state.failure
+    elif state.missing:
+        why = "missing " + ", ".join(state.missing)
+    else:
+        why = f"anti-spoofing {passive.presentation_verdict}"
+    return f"not live ({why})" + (f", was live at frame {live_at}" if live_at else "")
+
+
+def _frame_count(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return count
+
+
 def command_liveness(args: argparse.Namespace) -> dict:
+    # The service's path (liveness_eval.session_frames): the face followed between detections,
+    # stop_at_evidence in passive mode, and the session's verdict at the first live or failed frame.
     # --challenge SEED: the active mode, the clip played straight against the drawn prompts.
+    if args.explain is not None and not Path(args.explain).resolve().parent.is_dir():
+        raise ImageError(f"{args.explain}: no such folder for the picture")  # before the clip's work
     drawn = draw_challenges(random.Random(args.challenge)) if args.challenge is not None else None
-    tracker = ChallengeTracker(LivenessTracker(), drawn) if drawn else LivenessTracker()
-    state = None
-    for timestamp, frame in video_frames(args.video, fps=args.fps):
-        frame = browser_frame(frame)
-        state = tracker.update(frame, analyze(frame), timestamp)
+    passive = LivenessTracker(stop_at_evidence=drawn is None and not args.whole_clip,
+                              explain=args.explain is not None)
+    tracker = ChallengeTracker(passive, drawn) if drawn else passive
+    frames = liveness_eval.file_frames(Path(args.video), args.fps)
+    if args.max_frames is not None:
+        frames = islice(frames, args.max_frames)
+    state, live_at = None, None
+    for step in liveness_eval.session_frames(frames, tracker, fps=args.fps,
+                                             face_tracking=not args.detect_every_frame):
+        state = step.state
+        if passive.trace is not None:
+            # How the face was found, which the tracker does not know, and the session's verdict.
+            passive.trace[-1].update(
+                detected=step.tracked.detected, live=state.live,
+                partially_visible="partially_visible" in step.tracked.analysis.quality.codes,
+            )
+            if isinstance(state, ActiveLivenessState):  # the prompts, and a challenge's failure
+                passive.trace[-1].update(challenge=state.challenge.code if state.challenge else None,
+                                         challenges_passed=len(state.passed), failure=state.failure)
+        if state.live and live_at is None:
+            live_at = state.frames
+        if (state.live or state.failure) and not args.whole_clip:
+            break  # the session's verdict: the service ends it here (a live one once its samples are in)
     if state is None:
         raise ImageError(f"{args.video}: no frames could be read")
     result = {
@@ -96,11 +138,28 @@ def command_liveness(args: argparse.Namespace) -> dict:
         "frames": state.frames,
         "same_person": state.same_person,
         "failure": state.failure,
+        "presentation": passive.presentation_verdict,
+        "live_at_frame": live_at,
     }
     if drawn:
         result["mode"] = "active"
         result["challenges"] = {"seed": args.challenge, "drawn": drawn, "passed": list(state.passed),
                                 "failure": state.failure}
+    if args.explain is not None:
+        passive_state = state.passive if isinstance(state, ActiveLivenessState) else state
+        # The active mode's verdict and failure (a challenge's) are the session's.
+        result["explanation"] = {**passive.explanation.as_dict(passive_state),
+                                 "live": state.live, "failure": state.failure}
+        title = f"{Path(args.video).name} at {args.fps:g} fps: {_verdict_line(state, passive, live_at)}"
+        if drawn:
+            title += f"; challenges {', '.join(drawn)}: {len(state.passed)} passed"
+        if args.whole_clip:
+            title += "; whole clip, every blink counted"
+        try:
+            explain.write(args.explain, passive.trace or [], passive.config, title=title)
+        except OSError as exc:
+            raise ImageError(str(exc)) from exc
+        result["picture"] = str(args.explain)
     return result
 
 
@@ -267,11 +326,34 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--threshold", type=float, help="a cosine threshold instead of --level")
     compare_parser.set_defaults(handler=command_compare)
 
-    liveness_parser = commands.add_parser("liveness", help="liveness of a video, fed as a browser would")
+    liveness_parser = commands.add_parser(
+        "liveness", help="liveness of a video, fed as a browser would and judged as the service does",
+        description="Liveness of a video clip, played as a browser sends it (640x480 JPEG frames at --fps) "
+        "through the service's per-frame path: the face followed between detections, passive sessions "
+        "stopping each signal once its evidence is in. The clip stops at the first live verdict, where "
+        "the service settles it (it keeps taking frames for samples only; with every signal's evidence "
+        "in, later frames would show identity and anti-spoofing checks alone), or at a failure, which "
+        "ends the session; a clip with neither plays to its end (or --max-frames). Prints JSON: live, "
+        "blinks, head_motion, frames (used), same_person, failure, presentation (the anti-spoofing "
+        "verdict), live_at_frame, with --challenge the mode and challenges, with --explain the "
+        "explanation and picture.",
+    )
     liveness_parser.add_argument("video")
     liveness_parser.add_argument("--fps", type=float, default=10.0)
     liveness_parser.add_argument("--challenge", type=int, metavar="SEED",
                                  help="active mode: play the clip against the challenges drawn from SEED")
+    liveness_parser.add_argument("--max-frames", type=_frame_count, metavar="N",
+                                 help="stop after N frames, as a session's frame budget does "
+                                 "(FACEAUTH_MAX_FRAMES, 120 by default; default here: the whole clip)")
+    liveness_parser.add_argument("--whole-clip", action="store_true",
+                                 help="play on after the verdict with every blink and 3D frame counted "
+                                 "(not the service's path: for looking at a whole clip's signals; the "
+                                 "JSON then holds the end's state and live_at_frame the first live frame)")
+    liveness_parser.add_argument("--detect-every-frame", action="store_true",
+                                 help="run the detector on every frame, as FACEAUTH_FACE_TRACKING=false does")
+    liveness_parser.add_argument("--explain", metavar="OUT.png",
+                                 help="draw the per-frame signals into this PNG and add the reason codes "
+                                 "under \"explanation\"")
     liveness_parser.set_defaults(handler=command_liveness)
 
     eval_parser = commands.add_parser(

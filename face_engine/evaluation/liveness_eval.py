@@ -15,14 +15,16 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from face_engine.challenge import ActiveLivenessState, ChallengeTracker
 from face_engine.errors import FaceEngineError, ImageError
 from face_engine.evaluation.attacks import MAX_FRAMES, Presentation, browser_frame
 from face_engine.liveness import LivenessTracker
-from face_engine.pipeline import REDETECT_EVERY, FaceTracker
+from face_engine.pipeline import REDETECT_EVERY, FaceTracker, TrackedFrame
 from face_engine.types import DEFAULT_LIVENESS, LivenessConfig, LivenessState
 from face_engine.video import video_frames
 
@@ -53,6 +55,36 @@ class ClipResult:
         return {key: value for key, value in asdict(self).items() if key != "error" or value}
 
 
+@dataclass(frozen=True)
+class SessionFrame:
+    """One frame through the service's path: its position in the session, the face tracker's
+    result and the liveness state after it."""
+
+    index: int  # 0-based
+    time: float  # seconds since the session's first frame
+    tracked: TrackedFrame
+    state: LivenessState | ActiveLivenessState
+
+
+def session_frames(
+    frames: Iterable[np.ndarray], tracker: LivenessTracker | ChallengeTracker, *, fps: float = 10.0,
+    face_tracking: bool = True,
+) -> Iterator[SessionFrame]:
+    """Feed ``frames`` (already as the server receives them, arriving at ``fps``) through what
+    the service does with each frame of a session (auth_service/services/frames.py,
+    ``FrameProcessor.process``): the face is followed between detections while ``tracker``
+    does not need the detector's landmarks (``needs_detection``), and ``tracker`` takes the
+    image, grey image and track continuity the face tracker gives. ``face_tracking`` False
+    detects every frame, as FACEAUTH_FACE_TRACKING=false does. The caller decides when to stop."""
+    faces = FaceTracker(redetect_every=REDETECT_EVERY if face_tracking else 1, watch_liveness=False)
+    for index, frame in enumerate(frames):
+        now = index / fps  # a browser's frames arrive at its capture rate
+        tracked = faces.analyze(frame, follow=not tracker.needs_detection)
+        state = tracker.update(tracked.image, tracked.analysis, now, gray=tracked.gray,
+                               continued=tracked.continued)
+        yield SessionFrame(index, now, tracked, state)
+
+
 def evaluate_frames(
     frames: Iterable[np.ndarray], *, fps: float = 10.0, max_frames: int = MAX_FRAMES,
     config: LivenessConfig = DEFAULT_LIVENESS, face_tracking: bool = False,
@@ -64,15 +96,10 @@ def evaluate_frames(
     between detections while the tracker does not need the detector's landmarks
     (``LivenessTracker.needs_detection``), as FACEAUTH_FACE_TRACKING does."""
     tracker = LivenessTracker(config, stop_at_evidence=True)
-    faces = FaceTracker(redetect_every=REDETECT_EVERY if face_tracking else 1, watch_liveness=False)
     state = None
-    for index, frame in enumerate(frames):
-        if index >= max_frames:
-            break
-        tracked = faces.analyze(frame, follow=not tracker.needs_detection)
-        state = tracker.update(
-            frame, tracked.analysis, index / fps, gray=tracked.gray, continued=tracked.continued
-        )
+    for step in session_frames(islice(frames, max_frames), tracker, fps=fps, face_tracking=face_tracking):
+        state = step.state
+        assert isinstance(state, LivenessState)  # a passive tracker's
         if state.live:
             return True, state
     if state is None:
