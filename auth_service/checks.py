@@ -21,7 +21,7 @@ def faceauth_configuration(app_configs, **kwargs) -> list[Warning]:
             Warning(
                 "FACEAUTH_ENCRYPTION_KEY is not set: client secrets are encrypted under a key "
                 "derived from DJANGO_SECRET_KEY, so rotating that key locks every client out.",
-                hint="Set FACEAUTH_ENCRYPTION_KEY to a Fernet key (see README).",
+                hint="Set FACEAUTH_ENCRYPTION_KEY to a Fernet key (see docs/operations.md).",
                 id="faceauth.W002",
             )
         )

@@ -1,6 +1,6 @@
 """Prometheus metrics of the service, and the /metrics endpoint that exposes them.
 
-Names (README "Metrics" documents each):
+Names (docs/operations.md documents each):
     faceauth_sessions_created_total{kind, mode}
     faceauth_sessions_finished_total{kind, mode, status, reason}
     faceauth_liveness_failures_total{reason}

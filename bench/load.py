@@ -16,13 +16,21 @@ N users (FACEAUTH_MAX_ACTIVE_SESSIONS_PER_CLIENT, FACEAUTH_SESSION_CREATE_RATE),
 --url, whose limits must already allow N open sessions for one client.
 
 Every user enrolls once and then authenticates (1:1) again and again: sessions are created
-over REST and frames are sent over the WebSocket as data URLs (like the browser client;
---binary for raw JPEG messages) every 100-105 ms with jitter, without waiting for answers.
+over REST and frames are sent over the WebSocket as binary JPEG messages, as the demo page and
+the JavaScript client send them (--data-urls for JSON messages with data URLs), every 100-105
+ms with jitter, without waiting for answers.
 Frames come from one clip (../shared/faces/video/liveportrait_d9.mp4), each user starting
 at its own point. Printed: round trip p50/p95/p99 (frame sent -> its answer received),
-frames/s answered, errors by code, sessions completed, CPU and RSS per server process, then
+frames/s answered, errors by code, sessions completed, CPU and RSS per server process and
+the server's CPU per frame by thread (event loop, engine, OpenVINO, database...), the spread
+of the engine's CPU over the workers, the admission refusals the server logged with the
+rules' inputs at each (which rule, the demand against the capacity, the workers' frames/s),
+then the per-frame budget: the engine's CPU per frame by session phase (seeking a blink,
+measuring parallax, collecting samples) and by component (decode, detection, landmarks, eye
+model, anti-spoofing model, embedding, parallax, the rest) in a one-thread replay of the same
+frames, the server's own CPU outside the engine (Python serving) and the sizing it gives, and
 the engine's CPU per frame against the floor (JPEG decode + detection + landmarks of the
-same frames on one thread, measured in the same run). The last line is always
+same frames, measured in the same replay). The last line is always
 ``users=N fps=.. p50_ms=.. p95_ms=.. errors=.. completed=..``.
 """
 
@@ -45,9 +53,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -353,6 +362,20 @@ class Run:
     rss_growth: dict[int, float | None]  # after warm-up to the end, share
     generator_cpu_seconds: float  # this process: the simulated users
     host_busy_seconds: float  # every core of the host, all processes
+    threads: dict[int, dict[str, float]] = field(default_factory=dict)  # pid -> role -> CPU seconds
+    refusals: list[dict] = field(default_factory=list)  # the server's logged admission refusals
+
+    def roles(self) -> collections.Counter[str]:
+        """Server CPU seconds by thread role, all processes together."""
+        total: collections.Counter[str] = collections.Counter()
+        for roles in self.threads.values():
+            total.update(roles)
+        return total
+
+    def worker_cpu(self) -> dict[int, float]:
+        """Engine CPU seconds (engine and OpenVINO threads) of each worker process."""
+        return {pid: sum(roles.get(role, 0.0) for role in ENGINE_ROLES)
+                for pid, roles in self.threads.items() if "engine threads" in roles}
 
     def percentile(self, q: float) -> float:
         trips = sorted(self.figures.round_trips)
@@ -396,9 +419,12 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         return rss_samples
 
     generator = psutil.Process()
+    log_start = server.log.stat().st_size if server.log and server.log.exists() else 0
     host = psutil.cpu_times()
     before = _cpu([*processes, generator])
+    threads_before = _thread_cpu(processes)
     rss_samples = asyncio.run(main())
+    threads_after = _thread_cpu(processes)
     after = _cpu([*processes, generator])
     host_after = psutil.cpu_times()
     growth = {}
@@ -413,7 +439,62 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         rss_growth=growth,
         generator_cpu_seconds=after[generator.pid] - before[generator.pid],
         host_busy_seconds=_busy(host_after) - _busy(host),
+        threads={pid: _thread_roles(pid, threads_before.get(pid, {}), threads_after[pid],
+                                    after.get(pid, 0.0) - before.get(pid, 0.0))
+                 for pid in threads_after if pid in before},
+        refusals=_refusals(server, log_start),
     )
+
+
+# Roles of a worker's threads, by the OS-level names the server gives them
+# (auth_service/services/admission.py, name_thread); its main thread runs the event loop.
+THREAD_ROLES = {"fa-engine": "engine threads", "fa-sync": "database (sockets)", "fa-background": "background"}
+ENGINE_ROLES = ("engine threads", "OpenVINO and other threads")
+SERVING_ROLES = ("event loop", "database (sockets)", "background", "ended threads (requests)")
+
+
+def _thread_cpu(processes: list[psutil.Process]) -> dict[int, dict[int, tuple[str, float]]]:
+    """Per process: thread id -> (OS name, CPU seconds)."""
+    figures: dict[int, dict[int, tuple[str, float]]] = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            threads = {}
+            for thread in process.threads():
+                try:
+                    name = Path(f"/proc/{process.pid}/task/{thread.id}/comm").read_text().strip()
+                except OSError:
+                    name = "?"
+                threads[thread.id] = (name, thread.user_time + thread.system_time)
+            figures[process.pid] = threads
+    return figures
+
+
+def _thread_roles(pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                  process_cpu: float) -> dict[str, float]:
+    """CPU seconds of one process during the run, by thread role. Threads that ended during
+    the run (Django's per-request threads) are the process's CPU less its live threads'."""
+    roles: collections.Counter[str] = collections.Counter()
+    for tid, (name, cpu) in after.items():
+        role = "event loop" if tid == pid else THREAD_ROLES.get(name, "OpenVINO and other threads")
+        roles[role] += cpu - before.get(tid, (name, 0.0))[1]
+    roles["ended threads (requests)"] = max(0.0, process_cpu - sum(roles.values()))
+    return dict(roles)
+
+
+def _refusals(server: Server, offset: int) -> list[dict]:
+    """The admission refusals the server logged from ``offset`` on, with the rules' inputs."""
+    if not server.log or not server.log.exists():
+        return []
+    with server.log.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    found = []
+    for line in text.splitlines():
+        _, marker, inputs = line.partition("admission refused: ")
+        if marker:
+            with contextlib.suppress(ValueError):
+                found.append(json.loads(inputs))
+    return found
 
 
 def _busy(times: tuple) -> float:
@@ -457,6 +538,16 @@ def report(run: Run, server: Server) -> list[str]:
     if figures.answered:
         lines.append(f"server CPU per answered frame: {1000 * total_cpu / figures.answered:.2f} ms "
                      f"(all server processes)")
+        roles = run.roles()
+        lines.append("  by thread, ms a frame: " + ", ".join(
+            f"{role} {1000 * cpu / figures.answered:.2f}" for role, cpu in roles.most_common()))
+    workers = run.worker_cpu()
+    if len(workers) > 1:
+        # The spread of the load over the workers: gunicorn hands each socket to one of them.
+        shares = [f"{pid}: {100 * cpu / run.duration:.0f}%" for pid, cpu in workers.items()]
+        lines.append(f"spread over workers (engine threads + OpenVINO, % of a core): {', '.join(shares)}; "
+                     f"least/most {min(workers.values()) / max(max(workers.values()), 1e-9):.2f}")
+    lines.extend(refusal_report(run.refusals))
     # On one machine the simulated users take CPU that admission control counts as the
     # host's other load: a server on its own machine carries more.
     lines.append(f"load generator (this process): CPU {100 * run.generator_cpu_seconds / run.duration:.0f}% "
@@ -465,12 +556,116 @@ def report(run: Run, server: Server) -> list[str]:
     return lines
 
 
+def refusal_report(refusals: list[dict]) -> list[str]:
+    """Which rule refused and on what figures (the server logs each refusal's inputs)."""
+    if not refusals:
+        return ["admission refusals logged: none"]
+    rules = collections.Counter(f"{r.get('rule', '?')} rule at {r.get('asked', '?')}" for r in refusals)
+    lines = [f"admission refusals logged: {len(refusals)} ("
+             + ", ".join(f"{what} {count}" for what, count in rules.most_common()) + ")"]
+    cpu = [r for r in refusals if r.get("rule") == "cpu"]
+    if cpu:
+        def median(key: str) -> float:
+            return statistics.median(r[key] for r in cpu)
+
+        def by_phase(key: str) -> dict[str, float]:
+            return {phase: statistics.median(r[key].get(phase, 0) for r in cpu) for phase in cpu[0][key]}
+
+        phases, costs = by_phase("streaming"), by_phase("session_cpu")
+        lines.append(
+            f"  cpu rule (medians): {median('sessions'):.0f} sessions would need {median('demand'):.2f} of "
+            f"{median('capacity'):.2f} cores ({cpu[0]['cores']} x share - {median('others'):.2f} for other "
+            f"processes); streaming by phase {phases}; a session's CPU by phase {costs}")
+    spreads = []
+    for refusal in refusals:
+        fps = [w["fps"] for w in refusal.get("workers", [])]
+        if len(fps) > 1:
+            spreads.append(min(fps) / max(max(fps), 1e-9))
+    if spreads:
+        idle = sum(spread < 0.5 for spread in spreads)
+        lines.append(f"  workers' frames/s at the refusals, least/most: median "
+                     f"{statistics.median(spreads):.2f}, lowest {min(spreads):.2f}; refusals while a worker "
+                     f"ran under half the busiest's frames: {idle}")
+    return lines
+
+
 # --- the engine's own cost against the floor, on the same frames ---
-def engine_cost(frames: list[bytes], sessions: int = 4) -> tuple[float, float]:
-    """Milliseconds of CPU per frame on one thread: (the service's per-frame path as a
-    session runs it: decode, tracking/detection, landmarks, quality, liveness, embeddings,
-    samples; the floor: JPEG decode + detection + landmarks of the same frames). Process CPU
-    time, not the thread's: the networks run on OpenVINO's own threads while this one waits."""
+# Components of a frame's engine work, timed where the engine calls them (module attributes
+# that bench/load.py wraps for its replay): (module, attribute, component).
+COMPONENT_CALLS = (
+    ("face_engine.pipeline", "decode", "decode"),
+    ("face_engine.pipeline", "detect", "detection"),
+    ("face_engine.pipeline", "landmarks", "landmarks"),
+    ("face_engine.liveness", "eye_state", "eye model"),
+    ("face_engine.antispoof", "real_probability", "anti-spoofing"),
+    ("face_engine.liveness.identity", "embed", "embedding"),
+    ("face_engine", "embed", "embedding"),  # the frame pipeline's own sample embeddings (fe.embed)
+)
+COMPONENTS = ("decode", "detection", "landmarks", "eye model", "anti-spoofing", "embedding", "parallax",
+              "other engine")
+
+
+class ComponentMeter:
+    """Process CPU of each component, exclusive of the components it calls."""
+
+    def __init__(self) -> None:
+        self.totals: collections.Counter[str] = collections.Counter()
+        self._inner: list[float] = []
+
+    def wrap(self, component: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            self._inner.append(0.0)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                inner = self._inner.pop()
+                spent = time.process_time() - start
+                self.totals[component] += spent - inner
+                if self._inner:
+                    self._inner[-1] += spent
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        import importlib
+
+        from face_engine.liveness.parallax import ParallaxSignal
+
+        patched = []
+        for module_name, attribute, component in COMPONENT_CALLS:
+            module = importlib.import_module(module_name)
+            original = getattr(module, attribute)
+            patched.append((module, attribute, original))
+            setattr(module, attribute, self.wrap(component, original))
+        patched.append((ParallaxSignal, "update", ParallaxSignal.update))
+        ParallaxSignal.update = self.wrap("parallax", ParallaxSignal.update)
+        try:
+            yield
+        finally:
+            for owner, attribute, original in reversed(patched):
+                setattr(owner, attribute, original)
+
+
+@dataclass
+class Budget:
+    """The engine's CPU per frame on one thread (ms), by session phase and component."""
+
+    engine_ms: float  # the whole per-frame path, all phases
+    floor_ms: float  # decode + detection + landmarks of the same frames
+    frames: dict[str, int]  # phase -> frames replayed
+    components: dict[str, dict[str, float]]  # phase -> component -> ms a frame
+    sessions: int
+
+
+def engine_cost(frames: list[bytes], sessions: int = 4) -> Budget:
+    """The service's per-frame path as a session runs it (decode, tracking/detection,
+    landmarks, quality, liveness with its eye and anti-spoofing models, embeddings, samples),
+    replayed on one thread, against the floor: JPEG decode + detection + landmarks of the same
+    frames. Process CPU time, not the thread's: the networks run on OpenVINO's own threads
+    while this one waits. Each frame is counted in its session's phase (admission's
+    ``session_phase``) and split by component (COMPONENT_CALLS; the rest is "other engine":
+    face tracking, quality, the blink and identity signals' own work, samples)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("FACEAUTH_DATA_DIR", tempfile.mkdtemp(prefix="faceauth-bench-"))
     import cv2
@@ -478,6 +673,7 @@ def engine_cost(frames: list[bytes], sessions: int = 4) -> tuple[float, float]:
 
     django.setup()
     import face_engine as fe
+    from auth_service.services.admission import PHASES, session_phase
     from auth_service.services.frames import FrameProcessor, ProcessingConfig
     from face_engine.detect import TRACKING_MAX_SIDE
 
@@ -492,25 +688,85 @@ def engine_cost(frames: list[bytes], sessions: int = 4) -> tuple[float, float]:
 
     # Each frame's floor is timed right after the frame itself, so that a machine whose speed
     # drifts during the run (other jobs, frequency changes) moves both figures alike.
+    # One session first, not counted: the eye and anti-spoofing models load and compile on
+    # their first call, which counted as a few ms on every frame of a short replay.
+    warm_up = FrameProcessor(ProcessingConfig.from_settings(samples_needed=3))
+    for index, data in enumerate(frames):
+        warm_up.admit(1000.0 + index / 10)
+        if warm_up.process(data, 1000.0 + index / 10).verdict is not None:
+            break
+        floor(data)
+    meter = ComponentMeter()
     path_cpu = floor_cpu = 0.0
-    frames_used = 0
-    for session in range(sessions):
-        processor = FrameProcessor(ProcessingConfig.from_settings(samples_needed=5 if session == 0 else 3))
-        start = (session * 37) % len(frames)
-        for index in range(len(frames)):
-            data = frames[(start + index) % len(frames)]
-            now = 1000.0 + index / 10
-            processor.admit(now)
-            before = time.process_time()
-            report = processor.process(data, now)
-            between = time.process_time()
-            floor(data)
-            path_cpu += between - before
-            floor_cpu += time.process_time() - between
-            frames_used += 1
-            if report.verdict is not None:
-                break
-    return 1000 * path_cpu / frames_used, 1000 * floor_cpu / frames_used
+    counts: collections.Counter[str] = collections.Counter()
+    spent: dict[str, collections.Counter[str]] = {phase: collections.Counter() for phase in PHASES}
+    with meter.installed():
+        for session in range(sessions):
+            config = ProcessingConfig.from_settings(samples_needed=5 if session == 0 else 3)
+            processor = FrameProcessor(config)
+            start = (session * 37) % len(frames)
+            for index in range(len(frames)):
+                data = frames[(start + index) % len(frames)]
+                now = 1000.0 + index / 10
+                processor.admit(now)
+                phase = session_phase(processor)
+                meter.totals.clear()
+                before = time.process_time()
+                report = processor.process(data, now)
+                between = time.process_time()
+                floor(data)
+                path_cpu += between - before
+                floor_cpu += time.process_time() - between
+                counts[phase] += 1
+                spent[phase].update(meter.totals)
+                spent[phase]["other engine"] += (between - before) - sum(meter.totals.values())
+                if report.verdict is not None:
+                    break
+    frames_used = sum(counts.values())
+    return Budget(
+        engine_ms=1000 * path_cpu / frames_used,
+        floor_ms=1000 * floor_cpu / frames_used,
+        frames=dict(counts),
+        components={phase: {c: 1000 * spent[phase][c] / counts[phase] for c in COMPONENTS}
+                    for phase in PHASES if counts[phase]},
+        sessions=sessions,
+    )
+
+
+def budget_report(budget: Budget, run: Run | None) -> list[str]:
+    """The per-frame budget: the replay's engine CPU by phase and component, and the server's
+    own per-frame CPU (the same run) outside the engine ("Python serving") and inside it."""
+    total_frames = sum(budget.frames.values())
+    width = max(map(len, COMPONENTS)) + 1
+    header = "phase      share " + "".join(f"{c:>{width}}" for c in COMPONENTS) + "   engine"
+    lines = ["per-frame budget, ms of CPU a frame (engine: one-thread replay of the clip as "
+             f"{budget.sessions} sessions run it):", header]
+    overall: collections.Counter[str] = collections.Counter()
+    for phase, components in budget.components.items():
+        share = budget.frames[phase] / total_frames
+        overall.update({c: ms * share for c, ms in components.items()})
+        cells = "".join(f"{components[c]:>{width}.2f}" for c in COMPONENTS)
+        lines.append(f"{phase:<10} {100 * share:4.0f}% {cells} {sum(components.values()):8.2f}")
+    cells = "".join(f"{overall[c]:>{width}.2f}" for c in COMPONENTS)
+    lines.append(f"{'all':<10} {100:4.0f}% {cells} {sum(overall.values()):8.2f}")
+    if run is not None and run.figures.answered:
+        roles = run.roles()
+        answered = run.figures.answered
+        engine = 1000 * sum(roles.get(role, 0.0) for role in ENGINE_ROLES) / answered
+        serving = 1000 * sum(roles.get(role, 0.0) for role in SERVING_ROLES) / answered
+        server = engine + serving
+        lines.append(
+            f"in the server (same run, per answered frame): engine {engine:.2f} ms (engine threads + "
+            f"OpenVINO; {engine / budget.engine_ms:.2f}x the replay: other work between calls evicts the "
+            f"models from the caches), Python serving {serving:.2f} ms (event loop, database, background, "
+            f"requests)")
+        # The sizing rule: a session at 10 frames/s costs 10x the server's CPU per frame.
+        session = 10 * server / 1000
+        cores = psutil.cpu_count() or 1
+        lines.append(f"sizing: a session at 10 frames/s takes {session:.3f} of a core ({server:.2f} ms a "
+                     f"frame); 0.85 x {cores} cores carry {0.85 * cores / session:.0f} sessions "
+                     f"(less what other processes take)")
+    return lines
 
 
 # --- main ---
@@ -561,7 +817,9 @@ def main() -> int:
                         help=f"largest N with p95 <= {TARGET_P95_MS:.0f} ms and no errors")
     parser.add_argument("--step", type=int, default=10, help="--find-capacity's first step in users")
     parser.add_argument("--short", action="store_true", help="CI smoke run: 2 users for 8 s")
-    parser.add_argument("--binary", action="store_true", help="raw JPEG messages instead of data URLs")
+    parser.add_argument("--data-urls", action="store_true",
+                        help="JSON messages with data URLs instead of binary JPEG messages")
+    parser.add_argument("--binary", action="store_true", help="binary JPEG messages (the default)")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a server setting (environment variable), e.g. FACEAUTH_FACE_TRACKING=0")
@@ -581,7 +839,7 @@ def main() -> int:
         parser.error("--url needs --api-key and --secret-key")
 
     frames = clip_frames(args.clip)
-    messages = messages_for(frames, args.binary)
+    messages = messages_for(frames, binary=not args.data_urls)
     print(f"clip: {args.clip.name}, {len(frames)} frames of 640x480 JPEG, "
           f"median {statistics.median(map(len, frames)) / 1024:.0f} KiB; {os.cpu_count()} CPU cores; "
           f"load average {os.getloadavg()[0]:.1f} before the run", flush=True)
@@ -613,9 +871,11 @@ def main() -> int:
             print("\n".join(report(run, server)), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    engine_ms, floor_ms = engine_cost(frames)
-    print(f"engine CPU per frame: {engine_ms:.2f} ms; floor (decode + detection + landmarks, "
-          f"one thread, same frames): {floor_ms:.2f} ms; ratio {engine_ms / floor_ms:.2f}")
+    budget = engine_cost(frames)
+    print("\n".join(budget_report(budget, run)))
+    print(f"engine CPU per frame: {budget.engine_ms:.2f} ms; floor (decode + detection + landmarks, "
+          f"one thread, same frames): {budget.floor_ms:.2f} ms; "
+          f"ratio {budget.engine_ms / budget.floor_ms:.2f}")
     print(run.summary())
     return 0
 

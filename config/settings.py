@@ -1,4 +1,4 @@
-"""FaceAuth settings, all read from the environment (see README, "Service settings").
+"""FaceAuth settings, all read from the environment (docs/operations.md documents each).
 
 Two modes:
 - Zero-setup development (no DJANGO_SECRET_KEY): DEBUG on, SQLite and a generated secret
@@ -211,7 +211,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# --- FaceAuth: every limit and threshold (README "Service settings" documents this table) ---
+# --- FaceAuth: every limit and threshold (docs/operations.md documents this table) ---
 # Server-side key that encrypts client secrets at rest: comma-separated Fernet keys, the
 # first encrypts, all decrypt (rotation). Unset: derived from SECRET_KEY.
 FACEAUTH_ENCRYPTION_KEY = env_str("FACEAUTH_ENCRYPTION_KEY") or None
@@ -236,7 +236,7 @@ FACEAUTH_FRAME_BURST = env_int("FACEAUTH_FRAME_BURST", 3, minimum=1)
 FACEAUTH_ADMISSION_LATENCY_MS = env_int("FACEAUTH_ADMISSION_LATENCY_MS", 100, minimum=0)
 FACEAUTH_ADMISSION_CPU_SHARE = env_float("FACEAUTH_ADMISSION_CPU_SHARE", 0.85)
 # Follow the face between detections (face_engine.FaceTracker) while liveness does not need the
-# detector's landmarks (LivenessTracker.needs_detection); off detects every frame (README, Capacity).
+# detector's landmarks (LivenessTracker.needs_detection); off detects every frame (docs/operations.md).
 FACEAUTH_FACE_TRACKING = env_bool("FACEAUTH_FACE_TRACKING", True)
 FACEAUTH_MAX_FRAMES = env_int("FACEAUTH_MAX_FRAMES", 120, minimum=1)
 FACEAUTH_MIN_FRAMES = env_int("FACEAUTH_MIN_FRAMES", 3, minimum=1)
@@ -278,7 +278,7 @@ if FACEAUTH_DEFAULT_LANGUAGE not in dict(LANGUAGES):
         f"FACEAUTH_DEFAULT_LANGUAGE must be one of {', '.join(dict(LANGUAGES))}, "
         f"not {FACEAUTH_DEFAULT_LANGUAGE!r}"
     )
-# Matching (README "Security levels and 1:N identification"): the level of authentications
+# Matching (docs/accuracy.md): the level of authentications
 # whose session and client name none; each level is a target false match rate with a
 # calibrated threshold (face_engine.matching.LEVELS).
 FACEAUTH_DEFAULT_MATCH_LEVEL = env_str("FACEAUTH_DEFAULT_MATCH_LEVEL", "high")
@@ -330,7 +330,7 @@ FACEAUTH_WARM_UP_MODELS = env_bool("FACEAUTH_WARM_UP_MODELS", True)
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 2 * FACEAUTH_MAX_MESSAGE_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 2 * FACEAUTH_MAX_MESSAGE_BYTES
 
-# --- Operations: metrics, webhooks, restart safety (README "Operations") ---
+# --- Operations: metrics, webhooks, restart safety (docs/operations.md) ---
 # /metrics (Prometheus): with a token it needs "Authorization: Bearer <token>"; without one
 # it is served only when enabled explicitly or with DEBUG on (production: off unless asked).
 FACEAUTH_METRICS_TOKEN = env_str("FACEAUTH_METRICS_TOKEN") or None

@@ -181,9 +181,10 @@ class ActiveLivenessState:
 
     @property
     def live(self) -> bool:
-        # The anti-spoofing signal vetoes here too: its verdict must be "live".
+        # The anti-spoofing signal vetoes here too (an attack verdict is a failure; it must
+        # have decided).
         return (not self.missing and self.same_person and self.failure is None
-                and self.passive.presentation == "live")
+                and self.passive.presentation_passed)
 
     @property
     def score(self) -> float:
@@ -369,7 +370,7 @@ class ChallengeTracker:
         elif self._failure is not None:
             hint = FAILURE_HINTS[self._failure]
         elif len(self._passed) == len(self.challenges):
-            hint = passive.hint if passive.presentation != "live" else None
+            hint = None if passive.presentation_passed else passive.hint
         elif unusable_hint is not None:
             hint = unusable_hint
         else:

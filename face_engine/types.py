@@ -197,8 +197,8 @@ class LivenessState:
     embedding: np.ndarray | None = None
     parallax_frames: int = 0  # frames so far that showed 3D (non-planar) head movement
     too_small: bool = False  # this frame's face was too small for evidence ("move closer")
-    # The anti-spoofing signal's verdict: "undecided", "live", "attack" or "unjudgeable"
-    # (too dark or blurred to score); a live state needs "live".
+    # The anti-spoofing signal's verdict: "undecided", "live", "attack" (a failure) or
+    # "unjudgeable" (the face stayed too dark or blurred to score).
     presentation: str = "live"
 
     @property
@@ -206,8 +206,15 @@ class LivenessState:
         return self.blinks > 0
 
     @property
+    def presentation_passed(self) -> bool:
+        """No attack verdict from the anti-spoofing signal: it found the face live, or could not
+        judge it (too dark or blurred: the person gets a lighting hint, not an attack verdict,
+        and blink and parallax decide as they did before the signal)."""
+        return self.presentation in ("live", "unjudgeable")
+
+    @property
     def live(self) -> bool:
-        return not self.missing and self.same_person and self.failure is None and self.presentation == "live"
+        return not self.missing and self.same_person and self.failure is None and self.presentation_passed
 
     @property
     def score(self) -> float:

@@ -29,9 +29,15 @@ export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/fac
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 .venv/bin/python manage.py migrate --noinput
 echo "FaceAuth: $WEB_CONCURRENCY workers x $FACEAUTH_ENGINE_THREADS engine threads on $cores cores" >&2
+# --reuse-port: each worker opens its own listening socket (SO_REUSEPORT) and the kernel
+# spreads new connections over them evenly. On one shared socket the worker that woke first
+# took them: 82 against 36 frames/s, and the busy worker's backlog refused sessions while the
+# other idled. (Another server bound to the same port would share its connections: the
+# script's port must be this server's alone.)
 exec .venv/bin/gunicorn config.asgi:application \
     --worker-class config.workers.FaceAuthWorker \
     --workers "$WEB_CONCURRENCY" \
+    --reuse-port \
     --bind "${HOST:-127.0.0.1}:${PORT:-8000}" \
     --graceful-timeout 30 \
     --timeout 60 \

@@ -1,6 +1,6 @@
 """Face templates of enrolled users, and 1:1 / 1:N matching, always within one API client.
 
-Re-enrollment rule (README "Re-enrollment"): a successful enrollment of an existing user_id
+Re-enrollment rule (docs/accuracy.md): a successful enrollment of an existing user_id
 replaces all of that user's templates in one transaction (``enrollment_mode: "replace"``,
 the default); a failed enrollment changes nothing. With ``enrollment_mode: "append"`` the
 new samples must first match the user's current templates (so nobody can add a different

@@ -3,8 +3,8 @@ labelled frames in the Replay-Attack label format (``python -m face_engine pad-e
 
 CSV columns: ``path,split,client,label,attack_type,support,medium,light``; ``label`` is
 ``live`` or ``attack``, ``attack_type`` ``real``/``print``/``mobile``/``highdef``. Each frame:
-the largest face (``detect.detect``), its real-class probability (mean over the chosen
-models), accepted as live when at least the threshold. A frame without a face counts as
+the largest face (``detect.detect``), its real-class probability (one model's, or both fused
+by ``antispoof.combine``), accepted as live when at least the threshold. A frame without a face counts as
 refused: it raises BPCER on live frames and is never an accepted attack.
 
 - APCER: share of attack frames accepted, by attack type and by kind (type/support/medium).
@@ -34,11 +34,12 @@ from face_engine.quality import quality
 ATTACK_TYPES = ("print", "mobile", "highdef")
 LIGHTS = ("controlled", "adverse")
 MODEL_CHOICES = {"v2": ("v2",), "v1se": ("v1se",), "both": ("v1se", "v2")}
-DEFAULT_CHOICE = "v2"
-# Per-frame thresholds: ``pad-eval labels_train.csv --models M --calibrate-bpcer 0.05``, the
-# target at which train's live frames stay within the BPCER goals (V2: 2.0% in office
-# light, 8.0% in dim light). labels_devel.csv is only reported on, never calibrated on.
-CALIBRATED_THRESHOLDS = {"v2": 0.6626, "v1se": 0.798, "both": 0.638}
+DEFAULT_CHOICE = "both"
+# Per-frame thresholds: ``pad-eval labels_train.csv --models M --calibrate-bpcer 0.05`` with the
+# crops of antispoof.MODELS ("both" = the fused score), the target at which train's live frames
+# stay within the BPCER goals (fused: 3.3% in office light, 6.7% in dim light).
+# labels_devel.csv is only reported on, never calibrated on.
+CALIBRATED_THRESHOLDS = {"v2": 0.4881, "v1se": 0.9185, "both": 0.4737}
 
 
 def default_threshold(choice: str, *, judged_only: bool = False) -> float:
@@ -76,10 +77,10 @@ class FrameScore:
         return bool(self.probabilities)
 
     def score(self, models: Sequence[str]) -> float | None:
-        """Mean real-class probability of ``models``; None without a face."""
+        """Real-class probability of ``models`` (fused when both); None without a face."""
         if not self.probabilities:
             return None
-        return float(np.mean([self.probabilities[name] for name in models]))
+        return antispoof.combine({name: self.probabilities[name] for name in models})
 
     def accepted(self, threshold: float, models: Sequence[str]) -> bool:
         score = self.score(models)

@@ -218,10 +218,9 @@ class LivenessTracker:
             hint = HINT_BLINK
         elif missing:
             hint = HINT_MOVE
-        elif self.presentation_verdict == UNJUDGEABLE:
-            hint = self._presentation.hint
-        elif self.presentation_verdict != LIVE:
-            hint = HINT_CHECKING
+        elif self.presentation_verdict not in (LIVE, UNJUDGEABLE):
+            # Waiting for the anti-spoofing verdict: why frames are skipped, if they are.
+            hint = self._presentation.hint or HINT_CHECKING
         else:
             hint = None
         return LivenessState(

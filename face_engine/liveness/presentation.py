@@ -32,14 +32,19 @@ UNJUDGEABLE = "unjudgeable"
 class PresentationConfig:
     """Thresholds of the presentation attack signal, each with the measurement it rests on."""
 
-    models: tuple[str, ...] = antispoof.DEFAULT_MODELS  # V2 alone: see antispoof's docstring
-    # Mean real-probability at or above which the session's face is live. pad-eval
-    # --judgeable --calibrate-bpcer 0.03 on labels_train.csv (judged frames) gives 0.7384;
-    # per clip (mean of its judged frames) on labels_devel.csv this refuses 0 of 30 office-light
-    # and 1 of 22 dim live clips and accepts 1.7% of phone-replay and 20% of tablet clips.
-    threshold: float = 0.74
+    models: tuple[str, ...] = antispoof.DEFAULT_MODELS  # V1SE and V2 fused: see antispoof's docstring
+    # Mean real-probability (fused) at or above which the session's face is live. pad-eval
+    # --judgeable --calibrate-bpcer 0.03 on labels_train.csv (judged frames) gives 0.4897.
+    # Per judged frame on labels_devel.csv: 1.4% of office-light and 7.5% of dim live frames
+    # refused, no phone frame, 7.5% of tablet and 20% of print frames accepted (V2 alone at
+    # its 0.74 before: 0% / 6.5%, phone 1.8%, tablet 20.8%, print 32.5%). Per clip (mean of
+    # its judged frames) on devel: 0 of 28 office-light and 1 of 22 dim live clips refused, 0
+    # of 118 phone and 8 of 117 tablet clips accepted. On the product's frames
+    # (bench/pad_sessions.py): 10 of 11 shared live clips and every screen replay that gets
+    # decided pass as they should; liveportrait_d19 is refused (0.40, V2 doubts that face).
+    threshold: float = 0.49
     # Face brightness (mean gray level of the box, as quality.py measures it) below which a
-    # frame is not judged: 11 of the 15 lowest-scoring live train frames are at 54-59 (dim
+    # frame is not judged: 11 of the 15 lowest-scoring live train frames (V2) are at 54-59 (dim
     # window light), while 99% of attack frames are above 61 (screens light the face).
     min_brightness: float = 60.0
     # Laplacian variance (quality.py's sharpness) below which a frame is not judged: the
@@ -48,13 +53,19 @@ class PresentationConfig:
     # One frame scored in this many usable frames: at 10 frames/s, 5 scored frames span 1.5 s
     # of head and light changes rather than five near-copies of one moment.
     every_frames: int = 3
-    # Frames scored before the verdict: 5 x about 1.3 ms per session (bench/pad_bench.py).
-    # Live clips average out single low frames (per-frame BPCER in dim light 6.4% against
-    # 1 of 22 clips); more frames would delay the verdict past the blink and head movement.
+    # Frames scored before the verdict: 5 x about 2.6 ms (both models) per session
+    # (bench/pad_bench.py). Live clips average out single low frames (per judged devel frame
+    # 7.5% refused in dim light, per clip 1 of 22); more frames would delay the verdict past
+    # the blink and head movement.
     scored_frames: int = 5
     # Consecutive usable frames skipped as too dark or blurred before the signal reports
     # "unjudgeable" (2 s at 10 frames/s): the session should ask for better light.
     unjudgeable_frames: int = 20
+    # Keep the crop out of black bars along the frame's edges (a clip letterboxed into 640x480
+    # by the page): the networks read padding as an attack. liveportrait_s18 (16:9, 60 px bars
+    # above and below) has V1SE's crop reach into them: its frames score 0.90 fused with the
+    # bars trimmed, 0.001 without (bench/pad_sessions.py --keep-padding).
+    trim_padding: bool = True
 
 
 DEFAULT_PRESENTATION = PresentationConfig()
@@ -107,7 +118,9 @@ class PresentationAttackSignal:
         self.hint = None
         self._skipped_in_row = 0
         self._since_scored = 0
-        self.probabilities.append(antispoof.real_probability(image, face, self.config.models))
+        config = self.config
+        self.probabilities.append(
+            antispoof.real_probability(image, face, config.models, trim_padding=config.trim_padding))
         if self.frames_scored >= self.config.scored_frames:
             self._decided = True
             self.decided_at = now
