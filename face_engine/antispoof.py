@@ -87,9 +87,11 @@ DEFAULT_MODELS: tuple[str, ...] = ("v1se", "v2")
 # two weights come out nearly equal and the fit barely moves with L2 up to 1.
 FUSION_WEIGHTS: dict[str, float] = {"v2": 0.5709, "v1se": 0.5750}
 FUSION_BIAS = -2.5049
-# Gray level at or below which a whole edge row or column is padding (letterbox bars, JPEG-
-# encoded black reads 0-3): the crop is kept inside the picture proper.
-PADDING_LEVEL = 16
+# An edge row or column is padding (letterbox bars) when its gray levels span at most
+# PADDING_RANGE and it is no brighter than PADDING_LEVEL: black bars JPEG-encoded read 0-3, and
+# a brightened picture (liveness "bright" variation: x1.3 + 25) lifts them to a flat 25.
+PADDING_RANGE = 12
+PADDING_LEVEL = 64
 _PROBABILITY_FLOOR = 1e-9  # keeps log-odds finite for probabilities rounded to 0 or 1
 
 _lock = threading.Lock()
@@ -116,11 +118,16 @@ def load_models(names: Sequence[str] = DEFAULT_MODELS) -> None:
 
 
 def content_region(image: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1), end exclusive: ``image`` without the black bars along its edges (a
-    square clip letterboxed into 640x480 by the browser page has 80 px a side)."""
+    """(x0, y0, x1, y1), end exclusive: ``image`` without the flat dark bars along its edges
+    (a square clip letterboxed into 640x480 by the browser page has 80 px a side)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    columns = np.flatnonzero(cv2.reduce(gray, 0, cv2.REDUCE_MAX).ravel() > PADDING_LEVEL)
-    rows = np.flatnonzero(cv2.reduce(gray, 1, cv2.REDUCE_MAX).ravel() > PADDING_LEVEL)
+
+    def content(axis: int) -> np.ndarray:
+        high = cv2.reduce(gray, axis, cv2.REDUCE_MAX).ravel().astype(np.int16)
+        low = cv2.reduce(gray, axis, cv2.REDUCE_MIN).ravel().astype(np.int16)
+        return np.flatnonzero((high - low > PADDING_RANGE) | (high > PADDING_LEVEL))
+
+    columns, rows = content(0), content(1)
     if not columns.size or not rows.size:
         return 0, 0, gray.shape[1], gray.shape[0]
     return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1

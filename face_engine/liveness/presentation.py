@@ -40,8 +40,11 @@ class PresentationConfig:
     # its 0.74 before: 0% / 6.5%, phone 1.8%, tablet 20.8%, print 32.5%). Per clip (mean of
     # its judged frames) on devel: 0 of 28 office-light and 1 of 22 dim live clips refused, 0
     # of 118 phone and 8 of 117 tablet clips accepted. On the product's frames
-    # (bench/pad_sessions.py): 10 of 11 shared live clips and every screen replay that gets
-    # decided pass as they should; liveportrait_d19 is refused (0.40, V2 doubts that face).
+    # (bench/pad_sessions.py): 10 of 11 shared live clips pass (liveportrait_d19 is refused,
+    # 0.40: V2 doubts that close-up face; filmed smaller, as phone_portrait, it scores 0.995),
+    # none of 12 live variations is refused (10 live, 1 too dark to judge, 1 undecided); no
+    # screen replay is accepted (9 of 11 refused, 2 undecided: a 3 s clip, and a face too
+    # small to be scored).
     threshold: float = 0.49
     # Face brightness (mean gray level of the box, as quality.py measures it) below which a
     # frame is not judged: 11 of the 15 lowest-scoring live train frames (V2) are at 54-59 (dim

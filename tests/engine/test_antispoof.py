@@ -88,6 +88,9 @@ def test_letterbox_bars_are_found_and_the_crop_stays_out_of_them():
     image[:, 80:560] = 120  # a square clip drawn into 640x480 with black bars, as the page does
     image[200:260, 81:90] = 3  # dark content inside the picture is not a bar
     assert antispoof.content_region(image) == (80, 0, 560, 480)
+    lifted = image.copy()
+    lifted[:, :80] = lifted[:, 560:] = 25  # the picture brightened after letterboxing: bars flat, not black
+    assert antispoof.content_region(lifted) == (80, 0, 560, 480)
     box = Box(100, 150, 150, 200)  # a face near the left bar
     x0, y0, x1, y1 = antispoof.crop_box(box, 4.0, 640, 480, square=True, region=(80, 0, 560, 480))
     assert (x0, x1 - x0, y1 - y0) == (80, 480, 480)  # capped to the picture, shifted right of the bar
