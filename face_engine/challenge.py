@@ -107,6 +107,13 @@ class ChallengeConfig:
     hold_frames: int = 2  # consecutive usable frames a movement must hold
     reference_frames: int = 5  # usable frames whose median pose is the reference
     min_parallax_frames: int = 1  # rise of the passive tracker's 3D-movement count during a turn
+    # A blink answers the prompt only if its first closed frame came at least this long after
+    # the prompt was shown: even simple visual reactions take 0.2-0.3 s, a blink on command
+    # more (the instruction is read first), so an earlier closure was under way before it. A
+    # straight replay of liveportrait_d9, whose lids close 0.2 s after the prompt (first closed
+    # frame 0.3 s after it at 10 frames/s), passed the blink challenge; the obeying player
+    # answers after 0.5-1 s.
+    min_blink_reaction_seconds: float = 0.4
 
     def threshold(self, axis: str) -> float:
         return self.min_yaw_degrees if axis == "yaw" else self.min_pitch_degrees
@@ -213,7 +220,8 @@ class ChallengeTracker:
       axis threshold in the asked direction from the pose when it was shown, and the passive
       tracker saw 3D head movement (``parallax_frames`` rose) meanwhile: a flat picture
       rotated or tilted to fake a pose change leaves no parallax;
-    - a blink: the passive tracker's blink count rose after it was shown.
+    - a blink: the passive tracker's blink count rose after it was shown, with the closure
+      beginning at least ``min_blink_reaction_seconds`` after it.
     It fails the session with ``challenge_wrong_action`` when the head instead moves the
     threshold in another direction (further than in the asked one), and with
     ``challenge_timeout`` when ``window_seconds`` pass first."""
@@ -337,7 +345,9 @@ class ChallengeTracker:
 
     def _performed(self, code: str, passive: LivenessState) -> bool:
         if code == "blink":
-            return passive.blinks > self._blinks_at_issue
+            began = self.passive.last_blink_began
+            return (passive.blinks > self._blinks_at_issue and began is not None
+                    and began - self._issued_at >= self.config.min_blink_reaction_seconds)
         axis, _ = MOVEMENTS[code]
         return (
             self._held()[code] >= self.config.threshold(axis)

@@ -186,6 +186,11 @@ class LivenessTracker:
         return None
 
     @property
+    def last_blink_began(self) -> float | None:
+        """When the closure of the last counted blink began (its first closed frame's time)."""
+        return self._blink.last_blink_began
+
+    @property
     def presentation_verdict(self) -> str:
         """The anti-spoofing signal's verdict (``live`` when the signal is off)."""
         return self._presentation.verdict if self._presentation is not None else LIVE

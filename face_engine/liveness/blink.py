@@ -92,6 +92,7 @@ class BlinkSignal:
         self._armed = True
         self.eyes_open = True  # the last frame's eyes were at their open level (or unknown)
         self.last = BlinkFrame(None, None, None, None)  # the last frame's measures
+        self.last_blink_began: float | None = None  # when the last counted blink's closure began
 
     def reset(self) -> None:
         """The face was lost: a closure in progress no longer counts."""
@@ -131,6 +132,7 @@ class BlinkSignal:
                 if opened:
                     self._accept_open(view)
             elif opened or (min(ratios) >= config.close_ratio and self._looks_as_before(view)):
+                self.last_blink_began = self._closed.time
                 self._closed = None
                 self._accept_open(view)
                 self._note(ratios, "blink")
