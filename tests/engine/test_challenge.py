@@ -40,15 +40,20 @@ class ScriptedPassive:
 
     config = LivenessConfig()
     stop_at_evidence = False
+    seek_blink = True
 
     def __init__(self) -> None:
         self.blinks = 0
         self.parallax = 0
         self.failure: str | None = None
         self.frames = 0
+        self.last_blink_began: float | None = None
+        self._blinks_seen = 0
 
     def update(self, image, analysis, timestamp=None, *, gray=None, continued=False) -> LivenessState:
         self.frames += 1
+        if self.blinks > self._blinks_seen:  # a blink told on this frame closed the frame before
+            self._blinks_seen, self.last_blink_began = self.blinks, timestamp - 0.1
         return LivenessState(
             frames=self.frames, blinks=self.blinks, head_motion=self.parallax >= 3,
             same_person=self.failure != "face_changed", missing=[], failure=self.failure,
@@ -152,6 +157,10 @@ def test_blinks_count_only_after_the_prompt_and_the_sequence_completes_in_order(
     session.feed(frame(), blinks=1)  # a blink before any prompt does not answer it
     state = session.until_shown()
     assert state.challenge.code == "blink" and state.passed == ()
+    # Lids closing 0.1 s after the prompt were closing before it: no answer.
+    state = session.feed(frame(), blinks=1)
+    assert state.passed == () and state.challenge.code == "blink"
+    state = session.feed(frame(), 4)
     state = session.feed(frame(), blinks=1)
     assert state.passed == ("blink",)
     state = session.until_shown()
