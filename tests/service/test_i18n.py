@@ -212,11 +212,8 @@ def test_an_unsupported_language_is_a_clear_400(api, language):
 
 
 @pytest.mark.django_db
-def test_an_operator_sets_the_client_default_language_in_the_admin(client, credentials):
-    from django.contrib.auth.models import User
-
-    User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
-    client.login(username="operator", password="pw-for-tests-only")
+def test_an_operator_sets_the_client_default_language_in_the_admin(admin_client, credentials):
+    client = admin_client  # pytest-django's logged-in superuser
     page = f"/admin/auth_service/apiclient/{credentials.client.pk}/change/"
     form = client.get(page).content.decode()
     assert 'name="default_language"' in form and "Bahasa Indonesia" in form
