@@ -43,6 +43,9 @@ def run_clip(path, max_frames=None):
         ("liveportrait_d10.mp4", [(7.3, 7.9), (11.0, 11.7)]),  # frames 221-225, 332-335 at 30 fps
         ("liveportrait_d3.mp4", [(1.3, 2.2)]),  # frames 41-61, while the head turns
         ("sadtalker_radio2.mp4", [(2.0, 2.5)]),  # frames 53-56 at 25 fps, while the head turns
+        # frames 32-34 at 25 fps, while she turns her head by 19 degrees (a pose-change rule
+        # refused it)
+        ("sadtalker_katiehill.mp4", [(1.2, 1.7)]),
     ],
 )
 def test_blinks_in_real_footage_are_found_where_they_happen(faces_dir, clip, blink_windows):
@@ -70,6 +73,20 @@ def test_stopping_at_evidence_gives_the_same_verdict_on_every_frame(faces_dir, c
         assert (short.live, short.missing, short.hint) == (full.live, full.missing, full.hint)
         assert (short.blinks > 0, short.head_motion) == (full.blinks > 0, full.head_motion)
     assert full.live and not stopping.measuring_parallax and every.measuring_parallax
+
+
+@pytest.mark.parametrize("kind", ["camera_drift", "rolling_jitter", "walking", "phone_portrait",
+                                  "narrow_eyes"])
+def test_a_blink_is_found_when_the_camera_moves_or_the_eyes_are_narrow(faces_dir, kind):
+    # liveportrait_d10 blinks at frames 221-225 (7.4 s at 30 fps): filmed by a moving phone, or
+    # with eyes squashed to about half their opening, the blink is still the eyes' closure.
+    presentation = Presentation("live", kind, faces_dir / "video" / "liveportrait_d10.mp4", 0, frames=85)
+    tracker = fe.LivenessTracker()
+    blink_times = []
+    for index, frame in enumerate(presentation.stream()):
+        if tracker.update(frame, fe.analyze(frame), index / FPS).blinks > len(blink_times):
+            blink_times.append(index / FPS)
+    assert any(7.3 <= t <= 7.9 for t in blink_times), blink_times
 
 
 def test_a_wink_and_looking_down_are_not_blinks(faces_dir):
