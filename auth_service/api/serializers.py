@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -31,18 +32,24 @@ class ClientCredentialsInput(serializers.Serializer):
     secret_key = serializers.CharField(max_length=200, trim_whitespace=False)
 
 
+def _one_of(value: object, choices: Iterable[str]) -> bool:
+    """Whether ``value`` is one of the string ``choices`` (any JSON may come: a dict or a list
+    cannot be looked up in a mapping, and must be refused, not crash)."""
+    return isinstance(value, str) and value in choices
+
+
 class _MetadataMixin(serializers.Serializer):
     metadata = serializers.DictField(required=False, default=dict)
 
     def validate_metadata(self, value: dict) -> dict:
         if len(json.dumps(value)) > MAX_METADATA_BYTES:
             raise serializers.ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON.")
-        if "liveness" in value and value["liveness"] not in LIVENESS_MODES:
+        if "liveness" in value and not _one_of(value["liveness"], LIVENESS_MODES):
             raise serializers.ValidationError(
                 f"liveness must be one of {', '.join(LIVENESS_MODES)} (omit it for the server's default)."
             )
         languages = i18n.supported_languages()
-        if "language" in value and value["language"] not in languages:
+        if "language" in value and not _one_of(value["language"], languages):
             raise serializers.ValidationError(
                 f"language must be one of {', '.join(languages)} (omit it for the client's default)."
             )
@@ -138,7 +145,7 @@ class AuthenticationInput(_MetadataMixin):
 
     def validate_metadata(self, value: dict) -> dict:
         value = super().validate_metadata(value)
-        if "match_level" in value and value["match_level"] not in matching.LEVELS:
+        if "match_level" in value and not _one_of(value["match_level"], matching.LEVELS):
             raise serializers.ValidationError(
                 f"match_level must be one of {', '.join(matching.LEVELS)} "
                 "(omit it for the client's default)."

@@ -128,7 +128,9 @@ def test_no_photo_attack_shows_a_blink_or_passes(photo_attacks):
         assert not result.live and result.blinks == 0, result
         moved += result.head_motion
         if presentation.kind == "still":
-            assert result.failure == "static_image", result
+            # The same picture again and again, or the anti-spoofing check's verdict on it
+            # (it decides after 13 frames, the static check after 15).
+            assert result.failure in ("static_image", "presentation_attack"), result
     # Parallax on a flat picture only where tracking fails (most points lost); rare.
     assert moved <= 0.05 * len(photo_attacks), moved
 

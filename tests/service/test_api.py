@@ -161,6 +161,14 @@ def test_enrollment_validation(api, body):
     assert response.status_code == 400 and error_code(response) == "invalid_request"
 
 
+@pytest.mark.parametrize("key", ["match_level", "language", "liveness"])
+@pytest.mark.parametrize("value", [{}, [], 3, None])
+def test_metadata_options_of_the_wrong_type_are_refused(api, key, value):
+    # Found by Schemathesis: {"match_level": {}} made a 500 (a dict cannot be looked up).
+    response = api.post("/api/auth/authentication/", {"metadata": {key: value}}, format="json")
+    assert response.status_code == 400 and error_code(response) == "invalid_request"
+
+
 @pytest.mark.parametrize(
     "header, code",
     [

@@ -204,7 +204,7 @@ def test_finish_on_expiry_marks_the_session_expired(credentials):
 def test_verification_outcomes(credentials):
     alice, bob = vectors(1, 3), vectors(2, 3)
     gallery.enroll(client=credentials.client, user_id="alice", embeddings=alice, session=None)
-    live = {"is_live": True, "blinks": 2, "head_movement": True}
+    live = {"is_live": True, "blinks": 2, "head_movement": True, "presentation": "live", "failure": None}
 
     def attempt(probes):
         created = sessions.authentication_session_create(client=credentials.client, user_id="alice")
@@ -216,7 +216,8 @@ def test_verification_outcomes(credentials):
     ok = attempt(vectors(1, 3))
     assert ok.status == S.COMPLETED and ok.result["user_id"] == "alice"
     assert ok.result["similarity"] >= ok.result["threshold"]
-    assert ok.result["liveness"] == {"mode": "passive", "is_live": True, "blinks": 2, "head_movement": True}
+    assert ok.result["liveness"] == {"mode": "passive", "is_live": True, "blinks": 2, "head_movement": True,
+                                     "presentation": "live", "failure": None}
     wrong = attempt(bob)
     assert wrong.status == S.FAILED and wrong.result["reason"] == "no_match"
     assert wrong.result["user_id"] is None
