@@ -122,6 +122,7 @@ class Server:
     secret_key: str
     process: subprocess.Popen | None = None
     log: Path | None = None
+    cache_prefix: str | None = None  # the production server's Redis key prefix
 
     def processes(self) -> list[psutil.Process]:
         """The server's processes: the runserver process, or gunicorn and its workers."""
@@ -224,6 +225,7 @@ def production_server(
     server = None
     try:
         server = _start(["bash", "scripts/serve-production.sh"], env, workdir, port)
+        server.cache_prefix = prefix
         yield server
     finally:
         if server is not None:
@@ -364,6 +366,7 @@ class Run:
     host_busy_seconds: float  # every core of the host, all processes
     threads: dict[int, dict[str, float]] = field(default_factory=dict)  # pid -> role -> CPU seconds
     refusals: list[dict] = field(default_factory=list)  # the server's logged admission refusals
+    published: list[list[dict]] = field(default_factory=list)  # the workers' admission figures, per read
 
     def roles(self) -> collections.Counter[str]:
         """Server CPU seconds by thread role, all processes together."""
@@ -404,18 +407,20 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
              enrolled: set[str]) -> Run:
     processes = server.processes()
     figures = Figures()
+    published: list[list[dict]] = []
 
     async def main() -> dict[int, list[float]]:
         loop = asyncio.get_running_loop()
         load = Load(server.base_url, token, messages, loop.time() + duration, figures, enrolled)
         tasks = [asyncio.create_task(simulated_user(i, users, load)) for i in range(users)]
         rss_samples: dict[int, list[float]] = {p.pid: [] for p in processes}
+        polling = asyncio.create_task(poll_published(server, load.deadline, published))
         while loop.time() < load.deadline:
             for process in processes:
                 with contextlib.suppress(psutil.Error):
                     rss_samples[process.pid].append(process.memory_info().rss / 2**20)
             await asyncio.sleep(min(5.0, max(0.0, load.deadline - loop.time())))
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, polling)
         return rss_samples
 
     generator = psutil.Process()
@@ -443,7 +448,78 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
                                     after.get(pid, 0.0) - before.get(pid, 0.0))
                  for pid in threads_after if pid in before},
         refusals=_refusals(server, log_start),
+        published=published,
     )
+
+
+PUBLISHED_POLL = 2.0  # seconds between two reads of the workers' published admission figures
+
+
+async def poll_published(server: Server, deadline: float, into: list[list[dict]]) -> None:
+    """Reads what every worker publishes for admission control (Redis), every PUBLISHED_POLL
+    seconds after the first quarter of the run (the users have arrived)."""
+    if server.cache_prefix is None:
+        return
+    import pickle
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    loop = asyncio.get_running_loop()
+    pattern = f"{server.cache_prefix}:1:faceauth:admission:workers:*"  # Django's key: prefix:version:key
+
+    def read() -> list[dict]:
+        keys = list(client.scan_iter(match=pattern, count=100))
+        return [pickle.loads(value) for value in client.mget(keys) if value is not None] if keys else []
+
+    start = loop.time()
+    await asyncio.sleep(max(0.0, min(5.0, RAMP * (deadline - start))))
+    try:
+        while loop.time() < deadline:
+            with contextlib.suppress(redis.RedisError, pickle.UnpicklingError):
+                into.append(await asyncio.to_thread(read))
+            await asyncio.sleep(min(PUBLISHED_POLL, max(0.0, deadline - loop.time())))
+    finally:
+        client.close()
+
+
+def published_report(run: Run) -> list[str]:
+    """The admission model's view during the run (medians over the reads): each worker's
+    frames/s and streaming sessions, and a session's CPU by phase as admission counts it."""
+    if not run.published:
+        return []
+    _django()
+    try:
+        from auth_service.services.admission import PHASES, CostModel, WorkerLoad
+    except ImportError:  # a server of a version before per-phase figures
+        return []
+    per_worker: dict[str, list[WorkerLoad]] = collections.defaultdict(list)
+    costs: dict[str, list[float]] = collections.defaultdict(list)
+    demands, streaming = [], []
+    for read in run.published:
+        try:
+            loads = [WorkerLoad(**figures) for figures in read]
+        except TypeError:
+            continue
+        for load in loads:
+            per_worker[load.worker].append(load)
+        model = CostModel.from_loads(loads, max_fps=10)
+        for phase in PHASES:
+            costs[phase].append(model.session(phase))
+        streaming.append(sum(model.streaming.values()))
+        demands.append(model.demand(sum(model.streaming.values())))
+    if not demands:
+        return []
+    workers = ", ".join(
+        f"{worker.split(':')[-1]}: {statistics.median(w.frames_per_second for w in loads):.0f} frames/s, "
+        f"{statistics.median(w.streaming for w in loads):.0f} sessions, wait p95 "
+        f"{1000 * statistics.median(w.wait_p95 for w in loads):.0f} ms"
+        for worker, loads in sorted(per_worker.items()))
+    phases = ", ".join(f"{phase} {statistics.median(values):.3f}" for phase, values in costs.items())
+    return [f"published figures (medians of {len(demands)} reads): {workers}",
+            f"  admission's view: a session's CPU by phase (cores) {phases}; "
+            f"{statistics.median(streaming):.0f} streaming sessions need "
+            f"{statistics.median(demands):.2f} cores"]
 
 
 # Roles of a worker's threads, by the OS-level names the server gives them
@@ -547,6 +623,7 @@ def report(run: Run, server: Server) -> list[str]:
         shares = [f"{pid}: {100 * cpu / run.duration:.0f}%" for pid, cpu in workers.items()]
         lines.append(f"spread over workers (engine threads + OpenVINO, % of a core): {', '.join(shares)}; "
                      f"least/most {min(workers.values()) / max(max(workers.values()), 1e-9):.2f}")
+    lines.extend(published_report(run))
     lines.extend(refusal_report(run.refusals))
     # On one machine the simulated users take CPU that admission control counts as the
     # host's other load: a server on its own machine carries more.
@@ -658,6 +735,16 @@ class Budget:
     sessions: int
 
 
+def _django() -> None:
+    """Django in this process (the replay's frame pipeline, the admission model's classes),
+    on settings of its own: nothing of the server's."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("FACEAUTH_DATA_DIR", tempfile.mkdtemp(prefix="faceauth-bench-"))
+    import django
+
+    django.setup()
+
+
 def engine_cost(frames: list[bytes], sessions: int = 4) -> Budget:
     """The service's per-frame path as a session runs it (decode, tracking/detection,
     landmarks, quality, liveness with its eye and anti-spoofing models, embeddings, samples),
@@ -666,12 +753,9 @@ def engine_cost(frames: list[bytes], sessions: int = 4) -> Budget:
     while this one waits. Each frame is counted in its session's phase (admission's
     ``session_phase``) and split by component (COMPONENT_CALLS; the rest is "other engine":
     face tracking, quality, the blink and identity signals' own work, samples)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("FACEAUTH_DATA_DIR", tempfile.mkdtemp(prefix="faceauth-bench-"))
     import cv2
-    import django
 
-    django.setup()
+    _django()
     import face_engine as fe
     from auth_service.services.admission import PHASES, session_phase
     from auth_service.services.frames import FrameProcessor, ProcessingConfig

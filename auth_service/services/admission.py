@@ -29,13 +29,15 @@ run on OpenVINO's threads while the engine thread waits, so the engine thread's 
 tenth of an embedding. Open sessions that are not streaming (created, connecting) and the new
 one are counted at a blink-seeking session's cost, the phase every session starts in.
 
-Measured before this model (issue 19): sessions were refused with the host 60% busy, because
-every open session was counted at 10 frames/s while sessions answered 9 (the rest of their
-life they connect and finish), and the latency rule refused everyone when the one worker that
-gunicorn handed most sockets to fell behind while the other idled (scripts/serve-production.sh
-now gives each worker its own listening socket). Each refusal is logged at WARNING with the
-rules' inputs (``admission refused: {...}``, JSON) so that a benchmark can say which rule
-refused and on what figures.
+Why the model before this one refused sessions with the host about 60% busy (issue 19): it
+counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
+connect and finish too: 117 frames/s for 13 users), at one CPU per frame for every phase, and
+its latency rule refused on any one worker's backlog while gunicorn handed most sockets to one
+worker (82 against 36 frames/s; in a baseline run here one worker used 31% of a core and the
+other 4%, and 33 of 48 refusals came while one worker answered under half the other's
+frames). scripts/serve-production.sh now gives each worker its own listening socket. Each
+refusal is logged at WARNING with the rules' inputs (``admission refused: {...}``, JSON) so
+that bench/load.py can say which rule refused and on what figures.
 
 Refused clients are told to retry after 1 to 3 seconds, drawn at random: told the same
 delay, a crowd refused together comes back together and meets the same verdict, while the
@@ -60,6 +62,7 @@ import random
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -211,8 +214,8 @@ class EngineLoad:
         self._waits: deque[tuple[float, float]] = deque()  # (started at, seconds waited)
         self._buckets: deque[_Bucket] = deque()
         self._open = self._new_phases()  # the current interval's per-phase sums
-        self._frames = 0
-        self._streams: dict[int, _Stream] = {}  # id(frame pipeline) -> its phase now
+        # Frame pipeline -> its phase now; weak, so a pipeline whose socket went is dropped.
+        self._streams: weakref.WeakKeyDictionary[Any, _Stream] = weakref.WeakKeyDictionary()
         self._published_at = 0.0
         self._published_cpu = 0.0
         self._published_serving = 0.0
@@ -232,11 +235,15 @@ class EngineLoad:
             self._named.add(ident)
             name_thread(ENGINE_THREAD_NAME)
         owner = getattr(function, "__self__", None)
-        phase = session_phase(owner)
+        phase = session_phase(owner) if owner is not None else None
         started = time.monotonic()
-        result = function(*args)
-        self._record(started, wait, phase, owner, finished=getattr(result, "verdict", None) is not None)
-        return result
+        finished = False
+        try:
+            result = function(*args)
+            finished = getattr(result, "verdict", None) is not None
+            return result
+        finally:
+            self._record(started, wait, phase, owner, finished=finished)
 
     def record(self, wait: float) -> None:
         """One frame without a session (its time in the engine not measured) started
@@ -248,21 +255,19 @@ class EngineLoad:
         report = None
         with self._lock:
             self._waits.append((started, wait))
-            self._frames += 1
             if phase is not None:
                 sums = self._open[phase]
                 sums[0] += 1
                 sums[1] += ended - started
-                key = id(owner)
-                stream = self._streams.get(key)
+                stream = self._streams.get(owner)
                 # The gap since the session's previous frame is time it spent in this phase;
                 # its first frame counts one frame interval.
                 gap = ended - stream.last_frame_at if stream is not None else 1 / settings.FACEAUTH_MAX_FPS
                 sums[2] += min(gap, STREAM_IDLE_SECONDS)
                 if finished:
-                    self._streams.pop(key, None)
+                    self._streams.pop(owner, None)
                 else:
-                    self._streams[key] = _Stream(session_phase(owner), ended)
+                    self._streams[owner] = _Stream(session_phase(owner), ended)
             if ended - self._published_at >= PUBLISH_INTERVAL:
                 report = self._report(ended)
         if report is not None:
@@ -346,7 +351,15 @@ def worker_loads() -> list[WorkerLoad]:
     """The figures of every worker that published in the last REPORT_TTL seconds."""
     registry = cache.get(_REGISTRY_KEY) or {}
     keys = [f"{_REGISTRY_KEY}:{worker}" for worker in registry]
-    return [WorkerLoad(**figures) for figures in cache.get_many(keys).values()]
+    loads = []
+    for figures in cache.get_many(keys).values():
+        try:
+            loads.append(WorkerLoad(**figures))
+        except TypeError:
+            # Another version's figures (a rolling restart): that worker publishes again in
+            # this version's form within a second of its restart.
+            continue
+    return loads
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,18 @@ def test_cpu_taken_by_other_processes_on_the_host_is_not_offered(db):
     assert not admission.decide(sessions=13).admit
 
 
+def test_figures_in_another_versions_form_are_skipped(db):
+    # During a rolling restart a worker of the previous version may still have figures in the cache.
+    publish(worker="host-a:1", cpu_per_second=1.0, frames_per_second=200.0)
+    old = {"worker": "host-a:2", "host": "host-a", "cores": 2, "cpu_per_second": 1.0,
+           "frames_per_second": 1.0, "host_cpu_per_second": 1.0, "wait_p95": 9.0, "frames_in_window": 500}
+    admission.cache.set(f"{admission._REGISTRY_KEY}:host-a:2", old, admission.REPORT_TTL)
+    registry = admission.cache.get(admission._REGISTRY_KEY)
+    admission.cache.set(admission._REGISTRY_KEY, {**registry, "host-a:2": time.time() + 5}, 20)
+    assert [load.worker for load in admission.worker_loads()] == ["host-a:1"]
+    assert admission.decide(sessions=1).admit
+
+
 def test_a_target_of_zero_turns_admission_control_off(db, settings):
     settings.FACEAUTH_ADMISSION_LATENCY_MS = 0
     publish(wait_p95=5.0)
