@@ -143,13 +143,6 @@ class LivenessConfig:
     min_eye_change: float = 0.15
     strong_eye_change: float = 0.25  # a change this large counts an eye as closing even when
     # its opening has only fallen below open_ratio (more than twice the attacks' largest)
-    # Both eyes below this share of their open level is a closure no photo attack showed (the
-    # deepest, both eyes at once, on the synthesised photo attacks: 0.68, a photo filmed with
-    # rolling jitter's motion blur); real blinks reach 0.26-0.5. There the look need only change
-    # by min_deep_eye_change on average: a narrow eye's patch changes little as it shuts
-    # (narrow_eyes live variation: 0.08-0.14 on one eye while the model saw it shut).
-    deep_close_ratio: float = 0.5
-    min_deep_eye_change: float = 0.08
     # Landmarks' rigid points (eye corners, nose) moving against each other in the aligned
     # frame between the frame before a closure and the closed one, in eye distances: real
     # blinks move them 0.006-0.16 (the most while sadtalker_katiehill turns her head by 19

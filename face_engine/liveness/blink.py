@@ -149,7 +149,7 @@ class BlinkSignal:
             ]
             if all(closing):
                 shift = head_shift(view, self._previous) if self._previous is not None else None
-                if not self._looks_closed(ratios, changes):
+                if min(changes) < config.min_eye_change:
                     event = "rejected:no_eye_change"
                 elif shift is None or shift > config.max_blink_head_shift:
                     event = "rejected:head_jump"
@@ -173,16 +173,6 @@ class BlinkSignal:
             appearance_change(patch, reference)
             for patch, reference in zip(view.patches, self._reference.patches, strict=True)
         ]
-
-    def _looks_closed(self, ratios: list[float], changes: list[float]) -> bool:
-        """Whether the eyes' look changed enough for a closure: each eye by ``min_eye_change``,
-        or, when the eye model sees both lids deeply shut (below ``deep_close_ratio``, which
-        no photo attack reached), both on average by ``min_deep_eye_change`` (a narrow eye's
-        patch changes little as it shuts)."""
-        config = self.config
-        if max(ratios) < config.deep_close_ratio:
-            return float(np.mean(changes)) >= config.min_deep_eye_change
-        return min(changes) >= config.min_eye_change
 
     def _looks_as_before(self, view: EyeView) -> bool:
         """Both eyes look as they did before the closure: reopened, though the landmarks'
