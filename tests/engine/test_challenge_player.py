@@ -46,20 +46,13 @@ def test_the_clip_is_cut_into_rests_and_action_stretches(index):
             # Every stretch starts at its rest's pose: the cut into it does not move the head.
             assert player._at_rest(stretch.frames[0].pose, rest.pose), (rest.where, stretch.where)
             assert 0 < stretch.held_from < len(stretch.frames)
-    # Every action from some rest; the first rest shows the most of them (four of the five since
-    # the eye model finds blinks the clip's turns and looks used to hide).
-    for code in CHALLENGE_CODES:
-        assert any(rest.stretches(code) for rest in index.rests), code
     versatile = index.rests[0]
-    shown = [code for code in CHALLENGE_CODES if versatile.stretches(code)]
-    assert len(shown) >= 4 and all(len(shown) >= sum(map(bool, map(rest.stretches, CHALLENGE_CODES)))
-                                   for rest in index.rests), versatile.summary()
-    for code in shown:
-        kept = versatile.stretches(code)
-        assert all(any(stretch is found for found in versatile.found[code]) for stretch in kept)
+    for code in CHALLENGE_CODES:  # every action from one rest
+        registering = versatile.stretches(code)
+        assert registering, versatile.summary()
+        assert all(any(kept is found for found in versatile.found[code]) for kept in registering)
     # Turns both ways from one rest: one way from the mirror image.
-    both = next(rest for rest in index.rests if rest.covers(["turn_left", "turn_right"]))
-    turns = both.stretches("turn_left") + both.stretches("turn_right")
+    turns = versatile.stretches("turn_left") + versatile.stretches("turn_right")
     assert {"mirrored" in stretch.where for stretch in turns} == {True, False}
 
 
@@ -91,12 +84,10 @@ def test_evidence_made_by_the_cut_into_a_stretch_does_not_count():
 
 
 def test_a_person_obeying_the_prompts_passes(index):
-    # Every seed whose sequence the clip shows from one rest, resting at the most versatile such
-    # rest (bench/active_liveness_bench.py plays every clip and rest that covers a seed).
-    playable = [(seed, sequence) for seed, sequence in zip(SEEDS, sequences(), strict=True)
-                if index.covers(sequence)]
-    assert len(playable) >= 0.75 * len(SEEDS)
-    runs = [player.play_obeying(index, sequence, seed=seed) for seed, sequence in playable]
+    # Every seed, resting at the clip's most versatile rest (bench/active_liveness_bench.py
+    # plays every clip and rest that covers a seed).
+    runs = [player.play_obeying(index, sequence, seed=seed, rest=index.rests[0])
+            for seed, sequence in zip(SEEDS, sequences(), strict=True)]
     failed = [(run.drawn, run.passed, run.failure) for run in runs if not run.live]
     assert len(runs) - len(failed) >= TARGET * len(runs), failed
 
