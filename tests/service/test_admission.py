@@ -84,10 +84,7 @@ def test_refused_clients_are_told_different_delays(db):
 
 
 def test_a_drained_backlog_stops_refusing_once_it_leaves_the_window(db, monkeypatch):
-    clock = [1000.0]
-    monkeypatch.setattr(admission, "time", SimpleNamespace(
-        monotonic=lambda: clock[0], process_time=time.process_time, time=time.time,
-        clock_gettime=time.clock_gettime, pthread_getcpuclockid=time.pthread_getcpuclockid))
+    clock = _fake_monotonic(monkeypatch)
     load = admission.EngineLoad()
     for _ in range(20):
         load.record(0.3)  # a backlog: each frame waited 300 ms
@@ -189,10 +186,7 @@ class FakePipeline:
 
 
 def test_frames_are_measured_by_the_phase_of_their_session(db, monkeypatch):
-    clock = [1000.0]
-    monkeypatch.setattr(admission, "time", SimpleNamespace(
-        monotonic=lambda: clock[0], process_time=time.process_time, time=time.time,
-        clock_gettime=time.clock_gettime, pthread_getcpuclockid=time.pthread_getcpuclockid))
+    clock = _fake_monotonic(monkeypatch)
     load = admission.EngineLoad()
     seeking, moving = FakePipeline(), FakePipeline(blink=False)
     done = FakePipeline(blink=False, parallax=False)
@@ -332,3 +326,13 @@ async def _publish_async(**figures) -> None:
 
 async def _status(session_id) -> str:
     return await database_sync_to_async(lambda: AuthSession.objects.get(pk=session_id).status)()
+
+
+def _fake_monotonic(monkeypatch) -> list[float]:
+    """Admission's monotonic clock, read from the returned one-element list (the rest of ``time``
+    unchanged)."""
+    clock = [1000.0]
+    monkeypatch.setattr(admission, "time", SimpleNamespace(
+        monotonic=lambda: clock[0], process_time=time.process_time, time=time.time,
+        clock_gettime=time.clock_gettime, pthread_getcpuclockid=time.pthread_getcpuclockid))
+    return clock
