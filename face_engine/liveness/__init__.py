@@ -102,14 +102,8 @@ class LivenessTracker:
             embedding = self._identity.update(image, face, now, continued)
             distance = eye_distance(marks.points)
             too_small = distance < self.config.min_eye_distance
-            centre = marks.points[36:48].mean(axis=0)
-            if self._last_centre is not None:
-                # The face's movement in the picture (camera or head), against the aligned
-                # frame's head_shift: what a hand-held camera moves and what it does not.
-                record["image_motion"] = float(np.linalg.norm(centre - self._last_centre)) / distance
-            self._last_centre = centre
-            record.update(eye_distance=distance,
-                          identity=self._identity.last_similarity if embedding is not None else None)
+            if self.trace is not None:
+                self._trace_face(record, marks.points, distance, embedding is not None)
             if too_small or "partially_visible" in analysis.quality.codes:
                 # Landmarks of a face this small, or cut by the frame, are guesses: no evidence.
                 self._blink.reset()
@@ -121,19 +115,18 @@ class LivenessTracker:
                     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
                 if wants_blink:
                     eyes = eye_state(image, marks.points)
-                    counted = self._blink.update(eye_view(align_face(gray, marks.points), eyes, now))
-                    self._blinks += counted
+                    self._blinks += self._blink.update(eye_view(align_face(gray, marks.points), eyes, now))
                     record["openings"] = eyes.opening
                     self.explanation.blink_event(self._blink.last.event)
                 if wants_parallax:
-                    moved = self._parallax.update(gray, marks.points, distance)
-                    self._parallax_frames += moved
+                    self._parallax_frames += self._parallax.update(gray, marks.points, distance)
                 if self._presentation is not None:
                     self._presentation.update(image, face, analysis.quality.metrics, now)
         state = self._state(analysis, embedding, too_small)
         if self.trace is not None:
             self.trace.append(self._traced(record, state))
         return state
+
     def is_same_person(self, embedding: np.ndarray) -> bool:
         """Whether ``embedding`` (of this session's face) is of the person its identity checks
         have seen: samples embedded between two checks are held to it."""
@@ -241,6 +234,16 @@ class LivenessTracker:
             too_small=too_small,
             presentation=self.presentation_verdict,
         )
+
+    def _trace_face(self, record: dict, points: np.ndarray, distance: float, checked: bool) -> None:
+        """The trace's measures of a found face: its movement in the picture since the last
+        frame (camera or head, against the aligned frame's head_shift: what a hand-held camera
+        moves and what it does not), its size, and the identity check made on it, if any."""
+        centre = points[36:48].mean(axis=0)
+        if self._last_centre is not None:
+            record["image_motion"] = float(np.linalg.norm(centre - self._last_centre)) / distance
+        self._last_centre = centre
+        record.update(eye_distance=distance, identity=self._identity.last_similarity if checked else None)
 
     def _traced(self, record: dict, state: LivenessState) -> dict:
         """One frame of the trace: what each signal measured and decided."""
