@@ -124,29 +124,57 @@ class LivenessConfig:
     # quality check's 80 px minimum face width is about 32 px between the eye centres.
     min_eye_distance: float = 32.0
     # --- blink (liveness/blink.py) ---
-    # The open-eye level: a high percentile of this many recent openings of the eye model.
+    # bench/blink_bench.py prints the figures these rest on: every annotated blink of the shared
+    # clips at 10 frames/s (bench/blink_events.csv), their 12 live variations (camera motion,
+    # light, resolution, narrow eyes) and every synthesised photo attack.
+    # The open level: a high percentile of this many recent openings of open eyes.
     baseline_frames: int = 20
     baseline_percentile: float = 70.0
-    # Eye-model opening against the open level (bench/blink_bench.py prints every annotated
-    # event's deepest ratio at 10 frames/s): closed frames of real blinks fall to 0.26-0.55,
-    # lids caught half-closed to 0.64-0.68 (liveportrait_s32, sadtalker_katiehill); open eyes
-    # that are not blinking stay above 0.71 but for looks down and frowns (d3: 0.39-0.58,
-    # for a second or more, which max_blink_seconds refuses).
-    close_ratio: float = 0.6  # each eye below this share of its open level = closing
-    open_ratio: float = 0.75  # ... above this share = open again
-    max_blink_seconds: float = 0.5  # closure to first open frame; real blinks close for 1-3
-    # frames at 10 frames/s, looks down, frowns and squints for 5 or more (d3 at 3.4 s and
-    # 7.3 s, d10 at 3.9 s): longer = not a blink
-    # Eye-patch change (1 - NCC of the blurred aligned patch) against the last open frame that
-    # both eyes need for a closure: real blinks in the shared clips score 0.17-0.8, the photo
-    # attacks at most 0.11 (flicker; jitter, tilt, low resolution, bent under 0.06).
-    min_eye_change: float = 0.15
-    strong_eye_change: float = 0.25  # a change this large counts an eye as closing even when
-    # its opening has only fallen below open_ratio (more than twice the attacks' largest)
+    # The less-closed eye at this share of its open level or above = eyes open. Open eyes stay
+    # above 0.8 but for a gaze down or a squint; below it a dip may begin.
+    open_ratio: float = 0.8
+    # A dip deeper than this (the less-closed eye) that does not rise again within the window
+    # is reported as too long for a blink (looking down, eyes shut).
+    close_ratio: float = 0.6
+    # The dip: its deepest frame, the most open frame before it in the window, the frame after.
+    # The window holds both sides of a blink at 10 frames/s: real blinks' dips, closing to
+    # reopening, span 1-5 frames (0.1-0.5 s; liveportrait_d9's slow ones 0.4-0.5 s).
+    blink_window_seconds: float = 0.65
+    # Fully open eyes (open_ratio) must have been seen this shortly before the deepest frame:
+    # lids that flutter while shut for seconds (liveportrait_d14 at 4.2-6.9 s) or stay half
+    # down are not blinking. Two blinks in a row (liveportrait_d9 at 9.8 s) are 0.5 s apart.
+    blink_open_within: float = 0.6
+    # Rise of the lids on both sides of the dip, in open levels (before: mean of the eyes, as a
+    # wink may hold one eye down already, liveportrait_d3 at 1.6 s; after: each eye). Real
+    # blinks caught half-closed rise by 0.13-0.35; looser floors let talking and head turns in.
+    min_blink_rise: float = 0.15
+    # Noise: the median frame-to-frame change of open eyes' ratios (opening noise) and of their
+    # look (look noise), over this many open frames; until this many are in, a prior stands in.
+    blink_noise_frames: int = 20
+    blink_noise_min_frames: int = 5
+    blink_look_noise_gap: float = 0.25  # only open frames this close in time give look noise
+    # Steady webcam faces: opening noise 0.01-0.09, look noise up to 0.03; small faces carried
+    # by a walking or shaking phone: 0.06-0.26 and 0.03-0.1. The priors assume a face between:
+    # a photo carried on a walk (obama-480p, 33 px between the eyes) blinked in its first
+    # half second with a look prior of 0.03 (seed 1 of the attack set).
+    blink_prior_noise: float = 0.05
+    blink_prior_look_noise: float = 0.04
+    # Evidence 1, the look changed: each eye's look change at the deepest frame (against the
+    # open frames either side, the larger) at least this many look noises and this floor, with
+    # a rise of blink_rise_noise opening noises. Photo attacks' dips changed the look by up to
+    # 0.06 on sharp faces, 0.25 on small moving ones, whose look noise is high too: at 4.5 look
+    # noises one attack of seed 1 counted a blink.
+    min_look_change: float = 0.12
+    look_change_noise: float = 6.0
+    blink_rise_noise: float = 3.0
+    # Evidence 2, a dip alone far out of the opening's noise (a lid half closed on a steady,
+    # sharp face: liveportrait_d9 at 4.7 s, 13 noises; liveportrait_d14 at 11.6 s, 5.6). Photo
+    # attacks' dips reached 4.4 noises (a photo carried on a walk); at 4, three of them counted.
+    strong_rise_noise: float = 5.0
     # Landmarks' rigid points (eye corners, nose) moving against each other in the aligned
-    # frame between the frame before a closure and the closed one, in eye distances: real
-    # blinks move them 0.006-0.16 (the most while sadtalker_katiehill turns her head by 19
-    # degrees as she blinks, 1.4 s); more is a lost fit, not a head.
+    # frame between consecutive frames of the dip, in eye distances: real blinks move them
+    # 0.006-0.16 (the most while sadtalker_katiehill turns her head by 19 degrees as she
+    # blinks, 1.4 s); more is a lost fit, not a head.
     max_blink_head_shift: float = 0.25
     # --- parallax (liveness/parallax.py) ---
     # Coherent homography residual of the tracked face points, per eye distance. Photo

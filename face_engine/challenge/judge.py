@@ -57,6 +57,11 @@ class ChallengeConfig:
     # frame 0.3 s after it at 10 frames/s), passed the blink challenge; the obeying player
     # answers after 0.5-1 s.
     min_blink_reaction_seconds: float = 0.4
+    # ... and at most this long after it: a blink on command comes within a second or two of
+    # the prompt (the obeying player's closure begins 1.3-2.0 s after it, a lead-in of footage
+    # included), while a replayed natural blinker blinks whenever; a later blink does not
+    # answer, and the challenge times out (bench/active_liveness_bench.py measures replays).
+    max_blink_reaction_seconds: float = 2.5
 
     def threshold(self, axis: str) -> float:
         return self.min_yaw_degrees if axis == "yaw" else self.min_pitch_degrees
@@ -104,8 +109,10 @@ class ChallengeJudge:
 
     def performed(self, passive: LivenessState, last_blink_began: float | None) -> bool:
         if self.code == "blink":
-            return (passive.blinks > self._blinks_at_issue and last_blink_began is not None
-                    and last_blink_began - self.shown_at >= self.config.min_blink_reaction_seconds)
+            reaction = None if last_blink_began is None else last_blink_began - self.shown_at
+            return (passive.blinks > self._blinks_at_issue and reaction is not None
+                    and self.config.min_blink_reaction_seconds <= reaction
+                    <= self.config.max_blink_reaction_seconds)
         axis, _ = MOVEMENTS[self.code]
         return (
             self.held()[self.code] >= self.config.threshold(axis)

@@ -103,6 +103,7 @@ class Footage:
     name: str  # the file name, plus " mirrored"
     frames: list[Frame]
     blinks: tuple[int, ...]  # frames at which the passive tracker, played straight, counted a blink
+    closed: frozenset[int]  # frames of those blinks' dips, from their first frame to the count
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,24 +215,31 @@ def index_clip(
     rests = []
     for footage in footages:
         for pose, start, end in _rests(footage.frames):
+            # The rest is played back and forth: without a blink's frames, or a person resting
+            # there would blink again and again, as nobody does.
+            held = tuple(footage.frames[number] for number in range(start, end)
+                         if number not in footage.closed)
+            if len(held) < 2:
+                continue
             found = {code: [s for source in footages for s in _movements(source, code, pose, config)]
                      for code in MOVEMENTS}
             found["blink"] = [s for source in footages for s in _blinks(source, pose, config)]
             where = f"{footage.name} {start / FPS:.1f}-{end / FPS:.1f} s"
-            rests.append(Rest(tuple(footage.frames[start:end]), pose, where, found, config))
+            rests.append(Rest(held, pose, where, found, config))
     rests.sort(key=lambda rest: rest.rank)  # stable: as recorded before mirrored
     return ClipIndex(path, footages[0].frames, rests)
 
 
 def _footage(name: str, frames: list[Frame]) -> Footage:
     tracker = LivenessTracker(presentation=None)  # blinks are all it counts
-    blinks, before = [], 0
+    blinks, closed, before = [], set(), 0
     for number, frame in enumerate(frames):
         state = tracker.update(frame.image, frame.analysis, number / FPS)
         if state.blinks > before:
             blinks.append(number)
+            closed.update(range(round(tracker.last_blink_began * FPS), number + 1))
         before = state.blinks
-    return Footage(name, frames, tuple(blinks))
+    return Footage(name, frames, tuple(blinks), frozenset(closed))
 
 
 def _registers(rest: Rest, stretch: Stretch) -> bool:

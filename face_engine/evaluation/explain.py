@@ -40,9 +40,10 @@ RED = (40, 40, 210)
 PURPLE = (150, 50, 150)
 TEAL = (140, 140, 0)
 
-# Short labels of the blink signal's rejections (explanation.BLINK_REJECTIONS says them in full).
+# Short labels of the blink signal's rejections (docs/liveness.md says them in full).
 REJECTION_LABELS = {
     "rejected:no_eye_change": "no eye change",
+    "rejected:not_from_open": "not from open",
     "rejected:head_jump": "head jump",
     "rejected:too_long": "too long",
 }
@@ -336,22 +337,31 @@ def _eye_ratios(image: np.ndarray, panel: _Panel, trace: Sequence[dict], config:
     _threshold(image, panel, config.open_ratio, "open", GREEN)
     for index, colour in ((0, RIGHT_EYE), (1, LEFT_EYE)):
         _series(image, panel, [(e["time"], _pair(e.get("blink_ratios"), index)) for e in trace], colour, x)
-    # A closure that began (the blink signal's "closing"): a ring on the lower eye.
+    # Where the eyes went below their open level (the first "closing" frame): a ring on the
+    # lower eye.
+    previous = None
     for entry in trace:
-        ratios = entry.get("blink_ratios")
-        if entry.get("blink_event") == "closing" and ratios is not None:
+        ratios, event = entry.get("blink_ratios"), entry.get("blink_event")
+        if event == "closing" and previous != "closing" and ratios is not None:
             cv2.circle(image, (x(entry["time"]), panel.y(min(ratios))), 7, INK, 1, cv2.LINE_AA)
+        previous = event
     _legend(image, panel, [("right eye", RIGHT_EYE), ("left eye", LEFT_EYE), ("o closure began", INK)])
 
 
 def _eye_changes(image: np.ndarray, panel: _Panel, trace: Sequence[dict], config: LivenessConfig,
                  x: Callable[[float], int]) -> None:
-    _threshold(image, panel, config.min_eye_change, "min")
-    _threshold(image, panel, config.strong_eye_change, "strong", GREY)
+    _threshold(image, panel, config.min_look_change, "floor")
+    # What each judged dip needed (the floor, or more on a noisy stream): a grey dash.
+    for entry in trace:
+        needed = entry.get("blink_needed")
+        if needed is not None:
+            centre, level = x(entry["time"]), panel.y(needed[0])
+            cv2.line(image, (centre - 7, level), (centre + 7, level), GREY, 2, cv2.LINE_AA)
     for index, colour in ((0, RIGHT_EYE), (1, LEFT_EYE)):
         _series(image, panel, [(e["time"], _pair(e.get("eye_changes"), index)) for e in trace], colour, x,
                 dots=True, shift=4 * index - 2)
-    _legend(image, panel, [("right eye", RIGHT_EYE), ("left eye", LEFT_EYE), ("(at closures only)", GREY)])
+    _legend(image, panel, [("right eye", RIGHT_EYE), ("left eye", LEFT_EYE),
+                           ("- needed (at dips only)", GREY)])
 
 
 def _movement(image: np.ndarray, panel: _Panel, trace: Sequence[dict], config: LivenessConfig,

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from face_engine.eyes import eye_state
-from face_engine.liveness.blink import BlinkFrame, BlinkSignal, eye_view
+from face_engine.liveness.blink import NOTHING, BlinkSignal, eye_view
 from face_engine.liveness.explanation import Explanation
 from face_engine.liveness.face_frame import align_face, eye_distance
 from face_engine.liveness.identity import IdentitySignal
@@ -92,7 +92,7 @@ class LivenessTracker:
         embedding, too_small = None, False
         face, marks = analysis.face, analysis.landmarks
         record: dict = {"frame": self._frames, "time": now, "face": face is not None}
-        self._blink.last = BlinkFrame(None, None, None, None)
+        self._blink.last = NOTHING
         self._parallax.last_residual = None
         if face is None or marks is None:
             self._lose_face()
@@ -250,7 +250,8 @@ class LivenessTracker:
         blink = self._blink.last
         record.update(
             blink_ratios=blink.ratios, eye_changes=blink.changes, head_shift=blink.head_shift,
-            blink_event=blink.event, parallax_residual=self._parallax.last_residual,
+            blink_event=blink.event, blink_rise=blink.rise, blink_needed=blink.needed,
+            parallax_residual=self._parallax.last_residual,
             blinks=state.blinks,
             parallax_frames=state.parallax_frames, presentation=state.presentation,
             presentation_score=self._presentation.score if self._presentation is not None else None,

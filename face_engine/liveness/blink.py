@@ -1,20 +1,27 @@
-"""Blink: both eyes close and reopen within a blink's time, seen by a dedicated eye model
-(face_engine/eyes.py: the lids' opening in eye widths) and confirmed in the face-aligned
-frame (face_frame.py).
+"""Blink: both eyes' lids dip and rise again within a blink's time, seen by a dedicated eye
+model (face_engine/eyes.py: the lids' opening in eye widths) and judged against this face's own
+noise, so that the rule fits a steady webcam, a shaking phone and narrow eyes alike.
 
-The eye opening alone is not evidence: a photo moved by hand, tilted or blurred wobbles it.
-So a closure also needs the eyes' *appearance* to change against the last open frame (closed
-lids hide the dark iris and lash line: a large change in the aligned, blurred eye patch, which
-a photo cannot produce whatever its motion, because after alignment its eye pixels are the
-same pixels), and it must end within a blink's time (lids lowered by looking down, a frown or
-a squint stay down for longer).
+A blink is a *dip*: the deepest frame of a short stretch where the less-closed eye is below its
+open level, with the lids higher on both sides of it (before: on average over the two eyes, since
+a wink may already hold one eye low; after: on each eye). At 10 frames/s a brief blink is often
+caught half-closed on a single frame, so the dip's depth alone decides little. What makes it
+evidence is that it stands out of what this stream's measures do when no blink happens:
 
-Motion is judged in the face-aligned frame, where moving the camera (shake, a walk, a phone at
-arm's length) moves nothing: only the landmarks' rigid points jumping against each other by
-more than a head can turn in one frame rejects a closure (the landmarks lost the face). A head
-turning while the eyes blink is let through: people often blink as they turn their head or
-shift their gaze, and the head pose is no guide at a closure (the pose fit uses the eye
-points, and jumped by 16 degrees at liveportrait_d0's blink)."""
+- the eyes' *look* changed: closed lids hide the dark iris and lash line, a large change of the
+  aligned, blurred eye patch (1 - normalised cross-correlation, blind to brightness) against the
+  open frames on either side, larger than the look's own frame-to-frame change on open eyes (a
+  photo's eye pixels are the same pixels after alignment, however it is moved, so its look
+  changes only with blur and resampling, which this noise measure sees too); and the dip stands
+  out of the opening's noise at least moderately;
+- or the dip alone stands far out of the opening's frame-to-frame noise on open eyes (a
+  half-closed lid on a steady, sharp face).
+
+A dip is not a blink when the eyes were not fully open shortly before it (a long closure, eyes
+shut or slit, a squint), when it does not rise again within the window (looking down, a frown),
+or when the landmarks' rigid points jump against each other in the aligned frame (the fit lost
+the face). Camera motion moves nothing in the aligned frame, and a head turning while the eyes
+blink is let through: people often blink as they turn their head or shift their gaze."""
 
 from __future__ import annotations
 
@@ -67,118 +74,198 @@ def head_shift(a: EyeView, b: EyeView) -> float:
     return float(np.sqrt(((a.rigid - b.rigid) ** 2).sum(axis=1).mean())) / ALIGNED_EYE_DISTANCE
 
 
+def look_change(a: EyeView, b: EyeView) -> float:
+    """How much both eyes' look changed between two views: the smaller eye's change."""
+    return min(appearance_change(p, q) for p, q in zip(a.patches, b.patches, strict=True))
+
+
 @dataclass(frozen=True)
 class BlinkFrame:
     """What the blink signal made of one frame, for explanations: the openings against the
-    open-eye level, the appearance change per eye, the head's shift in the aligned frame, and
-    ``event``: None, ``closing`` (a closure began), ``blink`` (counted), or ``rejected:REASON``
-    (``no_eye_change``, ``head_jump``, ``too_long``)."""
+    open level; where a dip was judged on this frame, the look change of each eye at its
+    deepest frame (the larger of before and after), the dip's rise (the smaller of before and
+    after) and what the evidence needed (``needed``: look change, rise), and the head's largest
+    shift over the dip; ``event``: None, ``closing`` (below the open level), ``blink``
+    (counted), or ``rejected:REASON`` (``no_eye_change``, ``not_from_open``, ``head_jump``,
+    ``too_long``)."""
 
     ratios: tuple[float, float] | None
-    changes: tuple[float, float] | None
-    head_shift: float | None
-    event: str | None
+    changes: tuple[float, float] | None = None
+    head_shift: float | None = None
+    event: str | None = None
+    rise: float | None = None
+    needed: tuple[float, float | None] | None = None
+
+
+NOTHING = BlinkFrame(None)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A frame in the blink window: its view, openings against the open level, and the head's
+    shift since the frame before."""
+
+    view: EyeView
+    ratios: np.ndarray
+    shift: float | None
+
+    @property
+    def depth(self) -> float:
+        """The less-closed eye's ratio: a blink closes both."""
+        return float(self.ratios.max())
+
+
+def _median_step(values: deque) -> float:
+    """Median absolute change between consecutive entries (both eyes pooled)."""
+    return float(np.median(np.abs(np.diff(np.array(values), axis=0))))
 
 
 class BlinkSignal:
-    """Feed it every usable face; ``update`` returns True on the frame a blink completes."""
+    """Feed it every usable face; ``update`` returns True on the frame a blink is confirmed
+    (the first frame after the dip on which the lids have risen again)."""
 
     def __init__(self, config: LivenessConfig) -> None:
         self.config = config
-        self._open: deque[tuple[float, float]] = deque(maxlen=config.baseline_frames)
-        self._reference: EyeView | None = None  # the last open-eyed frame
-        self._closed: EyeView | None = None  # the first frame of the current closure
-        self._previous: EyeView | None = None  # the frame before this one
-        self._armed = True
+        self._levels: deque[tuple[float, float]] = deque(maxlen=config.baseline_frames)
+        self._open_ratios: deque[np.ndarray] = deque(maxlen=config.blink_noise_frames)
+        self._open_looks: deque[float] = deque(maxlen=config.blink_noise_frames)
+        self._window: deque[_Seen] = deque()
+        self._last_open: _Seen | None = None
+        self._counted_at = -np.inf  # frames up to the last count's belong to it
+        self._reported: set[float] = set()  # deepest frames whose rejection was reported
+        self._previous: EyeView | None = None
         self.eyes_open = True  # the last frame's eyes were at their open level (or unknown)
-        self.last = BlinkFrame(None, None, None, None)  # the last frame's measures
-        self.last_blink_began: float | None = None  # when the last counted blink's closure began
+        self.last = NOTHING  # the last frame's measures
+        self.last_blink_began: float | None = None  # the first frame of the last counted dip
 
     def reset(self) -> None:
-        """The face was lost: a closure in progress no longer counts."""
+        """The face was lost: a dip in progress no longer counts."""
         self.eyes_open = True
-        self._closed = None
-        self._reference = None
+        self._window.clear()
+        self._last_open = None
         self._previous = None
 
     def update(self, view: EyeView) -> bool:
-        self.last = BlinkFrame(None, None, None, None)
+        self.last = NOTHING
         counted = self._update(view)
         self._previous = view
         return counted
 
-    def _note(self, ratios: list[float], event: str | None, changes: list[float] | None = None,
-              shift: float | None = None) -> None:
-        self.last = BlinkFrame(
-            (ratios[0], ratios[1]), None if changes is None else (changes[0], changes[1]), shift, event,
-        )
+    @property
+    def opening_noise(self) -> float | None:
+        """Frame-to-frame change of the open eyes' ratios (None until enough open frames)."""
+        if len(self._open_ratios) < self.config.blink_noise_min_frames:
+            return None
+        return _median_step(self._open_ratios)
+
+    @property
+    def look_noise(self) -> float | None:
+        """Frame-to-frame look change of open eyes (None until enough open frames)."""
+        if len(self._open_looks) < self.config.blink_noise_min_frames:
+            return None
+        return float(np.median(self._open_looks))
 
     def _update(self, view: EyeView) -> bool:
         config = self.config
-        if len(self._open) < 3:
-            self._open.append(view.openings)
-            self._reference = view
+        if len(self._levels) < 2:
+            # The open level needs a first measure: these frames are taken as open.
+            self._levels.append(view.openings)
+            first = _Seen(view, np.ones(2), None)
+            self._window.append(first)
+            self._accept_open(first)
             return False
-        baseline = np.percentile(np.array(self._open), config.baseline_percentile, axis=0)
-        ratios = [opening / max(base, 1e-6) for opening, base in zip(view.openings, baseline, strict=True)]
-        opened = self.eyes_open = min(ratios) >= config.open_ratio
-        self._note(ratios, None)
-        if self._closed is not None:
-            if view.time - self._closed.time > config.max_blink_seconds:
-                # Closed for longer than a blink: a squint, a frown, a look down or eyes shut,
-                # not a blink. Look for the next closure once the eyes are open (now, or later).
-                self._closed, self._armed = None, opened
-                self._note(ratios, "rejected:too_long")
-                if opened:
-                    self._accept_open(view)
-            elif opened or (min(ratios) >= config.close_ratio and self._looks_as_before(view)):
-                self.last_blink_began = self._closed.time
-                self._closed = None
-                self._accept_open(view)
-                self._note(ratios, "blink")
-                return True
+        level = np.percentile(np.array(self._levels), config.baseline_percentile, axis=0)
+        ratios = np.asarray(view.openings, dtype=np.float64) / np.maximum(level, 1e-6)
+        seen = _Seen(view, ratios, head_shift(view, self._previous) if self._previous is not None else None)
+        self.last = BlinkFrame((float(ratios[0]), float(ratios[1])), event=self._leave_window(view.time))
+        counted = self._judge(seen)
+        self._window.append(seen)
+        self.eyes_open = seen.depth >= config.open_ratio
+        if self.eyes_open:
+            self._levels.append(view.openings)
+            self._accept_open(seen)
+        elif self.last.event is None:
+            self.last = BlinkFrame(self.last.ratios, event="closing")
+        return counted
+
+    def _accept_open(self, seen: _Seen) -> None:
+        """An open-eyed frame: the noise measures take it (the look's change only between
+        frames close in time, or a slow drift of pose would count as noise)."""
+        self._open_ratios.append(seen.ratios)
+        last = self._last_open
+        if last is not None and seen.view.time - last.view.time <= self.config.blink_look_noise_gap:
+            self._open_looks.append(look_change(seen.view, last.view))
+        self._last_open = seen
+
+    def _leave_window(self, now: float) -> str | None:
+        """Drop frames older than the blink window. A deep dip that leaves it with the eyes
+        still below their open level is a closure too long for a blink: reported once."""
+        config = self.config
+        event = None
+        while self._window and now - self._window[0].view.time > config.blink_window_seconds:
+            gone = self._window.popleft()
+            if (gone.view.time > self._counted_at and gone.depth < config.close_ratio
+                    and gone.view.time not in self._reported
+                    and all(seen.depth < config.open_ratio for seen in self._window)):
+                self._reported.add(gone.view.time)
+                event = "rejected:too_long"
+        self._reported = {time for time in self._reported if now - time <= config.blink_window_seconds}
+        return event
+
+    def _judge(self, now: _Seen) -> bool:
+        """Whether the window's deepest frame since the last count, with ``now`` after it, is a
+        blink; a rejected dip standing out of the noise is reported once."""
+        config = self.config
+        candidates = [seen for seen in self._window if seen.view.time > self._counted_at]
+        if not candidates:
             return False
-        if self._armed and self._reference is not None and max(ratios) < config.open_ratio:
-            changes = self.eye_changes(view)
-            # An eye is closing when its opening falls well below its open level, or below
-            # the open level with a strong change of look (a lid caught half-closed at
-            # 10 frames/s: liveportrait_s32 at 1.4 s and 2.2 s).
-            closing = [
-                ratio < config.close_ratio or change >= config.strong_eye_change
-                for ratio, change in zip(ratios, changes, strict=True)
-            ]
-            if all(closing):
-                shift = head_shift(view, self._previous) if self._previous is not None else None
-                if min(changes) < config.min_eye_change:
-                    event = "rejected:no_eye_change"
-                elif shift is None or shift > config.max_blink_head_shift:
-                    event = "rejected:head_jump"
-                else:
-                    event = "closing"
-                if event == "closing":
-                    self._closed = view
-                else:
-                    self._armed = False  # narrowed eyes without a blink: wait for open eyes
-                self._note(ratios, event, changes, shift)
-                return False
-        if opened:
-            self._armed = True
-            self._accept_open(view)
-        return False
-
-    def eye_changes(self, view: EyeView) -> list[float]:
-        """Appearance change of each eye against the last open-eyed frame."""
-        assert self._reference is not None
-        return [
-            appearance_change(patch, reference)
-            for patch, reference in zip(view.patches, self._reference.patches, strict=True)
-        ]
-
-    def _looks_as_before(self, view: EyeView) -> bool:
-        """Both eyes look as they did before the closure: reopened, though the landmarks'
-        eye ratio may lag (measured on liveportrait_s18 at 5.6 s)."""
-        return float(np.mean(self.eye_changes(view))) < self.config.min_eye_change / 2
-
-    def _accept_open(self, view: EyeView) -> None:
-        self._open.append(view.openings)
-        self._reference = view
+        deepest = min(candidates, key=lambda seen: seen.depth)
+        before = [seen for seen in self._window if self._counted_at <= seen.view.time < deepest.view.time]
+        if deepest.depth >= config.open_ratio or not before:
+            return False
+        reference = max(before, key=lambda seen: float(np.mean(seen.ratios - deepest.ratios)))
+        rise = min(float(np.mean(reference.ratios - deepest.ratios)),
+                   float(np.min(now.ratios - deepest.ratios)))
+        if rise < config.min_blink_rise:
+            return False
+        opening_noise, look_noise = self.opening_noise, self.look_noise
+        # Until the noise is known, a prior stands in for it (LivenessConfig says which).
+        noise_or_prior = config.blink_prior_noise if opening_noise is None else opening_noise
+        moderate = max(config.min_blink_rise, config.blink_rise_noise * noise_or_prior)
+        if rise < moderate:
+            return False  # a dip within the opening's noise: nothing to report
+        # Each eye's look at the deepest frame against the open frames on either side of it.
+        changes = [max(appearance_change(deep, before_patch), appearance_change(deep, after_patch))
+                   for deep, before_patch, after_patch
+                   in zip(deepest.view.patches, reference.view.patches, now.view.patches, strict=True)]
+        look = min(changes)
+        look_needed = max(config.min_look_change, config.look_change_noise
+                          * (config.blink_prior_look_noise if look_noise is None else look_noise))
+        # A dip alone is evidence only against a measured noise.
+        rise_needed = (None if opening_noise is None
+                       else max(config.min_blink_rise, config.strong_rise_noise * opening_noise))
+        shifts = [seen.shift for seen in (*self._window, now)
+                  if seen.shift is not None and seen.view.time > reference.view.time]
+        last_open = self._last_open
+        if last_open is None or deepest.view.time - last_open.view.time > config.blink_open_within:
+            reason = "not_from_open"
+        elif look < look_needed and (rise_needed is None or rise < rise_needed):
+            reason = "no_eye_change"
+        elif shifts and max(shifts) > config.max_blink_head_shift:
+            reason = "head_jump"
+        else:
+            reason = None
+        if reason is not None and deepest.view.time in self._reported:
+            return False
+        self.last = BlinkFrame(
+            self.last.ratios, (changes[0], changes[1]), max(shifts) if shifts else None,
+            "blink" if reason is None else f"rejected:{reason}", rise, (look_needed, rise_needed),
+        )
+        if reason is not None:
+            self._reported.add(deepest.view.time)
+            return False
+        self._counted_at = now.view.time
+        # The dip began on the first frame after the most open one before it.
+        self.last_blink_began = min(seen.view.time for seen in self._window
+                                    if seen.view.time > reference.view.time)
+        return True
