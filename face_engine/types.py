@@ -146,17 +146,21 @@ class LivenessConfig:
     blink_open_within: float = 0.6
     # Rise of the lids on both sides of the dip, in open levels (before: mean of the eyes, as a
     # wink may hold one eye down already, liveportrait_d3 at 1.6 s; after: each eye). Real
-    # blinks caught half-closed rise by 0.13-0.35; looser floors let talking and head turns in.
+    # blinks caught half-closed rise by 0.13-0.35. 0.12 adds false blinks on the live
+    # variations (16 -> 18), 0.18 loses real ones (351 -> 335 of 408). It is also the floor
+    # where the noise is near zero: photo attacks whose opening noise is under 0.01 (84 of
+    # 960 over two seeds) dip by 0.036 at most.
     min_blink_rise: float = 0.15
     # Noise: the median frame-to-frame change of open eyes' ratios (opening noise) and of their
     # look (look noise), over this many open frames; until this many are in, a prior stands in.
     blink_noise_frames: int = 20
     blink_noise_min_frames: int = 5
     blink_look_noise_gap: float = 0.25  # only open frames this close in time give look noise
-    # Steady webcam faces: opening noise 0.01-0.09, look noise up to 0.03; small faces carried
-    # by a walking or shaking phone: 0.06-0.26 and 0.03-0.1. The priors assume a face between:
-    # a photo carried on a walk (obama-480p, 33 px between the eyes) blinked in its first
-    # half second with a look prior of 0.03 (seed 1 of the attack set).
+    # Median noise per stream (5th-95th percentile), live clips and their variations: opening
+    # 0.02-0.05, look 0.003-0.024; small faces carried by a walking or shaking phone up to 0.26
+    # and 0.1. The priors sit above the live typical values: a photo carried on a walk
+    # (obama-480p, 33 px between the eyes) blinked in its first half second with a look prior
+    # of 0.03 (seed 1 of the attack set).
     blink_prior_noise: float = 0.05
     blink_prior_look_noise: float = 0.04
     # Evidence 1, the look changed: each eye's look change at the deepest frame (against the
