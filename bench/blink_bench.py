@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face_engine.evaluation import attacks
+from face_engine.evaluation import attacks, processes
 from face_engine.liveness import LivenessTracker
 from face_engine.pipeline import FaceTracker
 from face_engine.video import video_frames
@@ -280,22 +279,12 @@ def _presentation_run(presentation: attacks.Presentation) -> Run:
     return count_blinks(presentation.stream())
 
 
-def _runs(presentations: list[attacks.Presentation], workers: int) -> Iterator[Run]:
-    """The presentations' runs in order, in ``workers`` processes (spawned: each loads its own
-    models rather than sharing a forked copy of the parent's inference threads)."""
-    if workers <= 1:
-        yield from map(_presentation_run, presentations)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(_presentation_run, presentations)
-
-
 def run_presentations(presentations: list[attacks.Presentation], clips: dict[str, Clip],
                       events: list[Event], workers: int = 1) -> list[dict]:
     """Each presentation's counts; replays and live variations of a clip are scored against its
     events (their n-th frame is the clip's n-th 10 frames/s sample), photo attacks count only."""
     results = []
-    runs = _runs(presentations, workers)
+    runs = processes.map_in_processes(_presentation_run, presentations, workers)
     for number, (presentation, run) in enumerate(zip(presentations, runs, strict=True), start=1):
         clip = clips.get(presentation.source.name) if presentation.at is None else None
         if clip is not None:

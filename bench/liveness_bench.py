@@ -2,7 +2,7 @@
 tracking-path median against a JPEG decode baseline measured in the same run.
 
     .venv/bin/python bench/liveness_bench.py [--faces ../shared/faces] [--seed 0] [--json]
-        [--no-face-tracking]
+        [--no-face-tracking] [--workers N]
 
 Every synthesised attack (face_engine/evaluation/attacks.py: every photo kind on every single-face photo
 and on a frame of every live clip, and a screen replay of every live clip), every shared live
@@ -13,16 +13,19 @@ same set as files: ``python -m face_engine attacks OUT`` then
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from face_engine.evaluation import attacks, benchmark, liveness_eval
+from face_engine.evaluation import attacks, benchmark, liveness_eval, processes
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 
 
-def run(faces: Path, seed: int, face_tracking: bool = True) -> list[liveness_eval.ClipResult]:
+def run(
+    faces: Path, seed: int, face_tracking: bool = True, workers: int = 1,
+) -> list[liveness_eval.ClipResult]:
     results = []
     for clip in attacks.live_clips(faces):
         frames = liveness_eval.file_frames(clip, 10.0)
@@ -30,9 +33,11 @@ def run(faces: Path, seed: int, face_tracking: bool = True) -> list[liveness_eva
             liveness_eval.evaluate(clip.name, "live", "original", frames, face_tracking=face_tracking)
         )
         print(json.dumps(results[-1].as_dict()), file=sys.stderr, flush=True)
-    for presentation in attacks.live_set(faces, seed) + attacks.attack_set(faces, seed):
-        results.append(liveness_eval.evaluate_presentation(presentation, face_tracking=face_tracking))
-        print(json.dumps(results[-1].as_dict()), file=sys.stderr, flush=True)
+    evaluate = functools.partial(liveness_eval.evaluate_presentation, face_tracking=face_tracking)
+    presentations = attacks.live_set(faces, seed) + attacks.attack_set(faces, seed)
+    for result in processes.map_in_processes(evaluate, presentations, workers):
+        results.append(result)
+        print(json.dumps(result.as_dict()), file=sys.stderr, flush=True)
     return results
 
 
@@ -59,13 +64,15 @@ def main() -> int:
     parser.add_argument("--face-tracking", action=argparse.BooleanOptionalAction, default=True,
                         help="follow the face between detections as the service does "
                              "(FACEAUTH_FACE_TRACKING); --no-face-tracking detects every frame")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for the synthesised presentations (the timing runs in this one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     faces = Path(args.faces)
     if not (faces / "video").is_dir():
         print(f"{faces}/video is absent: nothing to measure", file=sys.stderr)
         return 2
-    results = run(faces, args.seed, args.face_tracking)
+    results = run(faces, args.seed, args.face_tracking, args.workers)
     summary = liveness_eval.summary(results)
     figures = benchmark.run(benchmark.default_videos(), per_video=args.timing_frames)
     timing = {
