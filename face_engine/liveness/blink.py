@@ -132,7 +132,7 @@ class BlinkSignal:
         self._window: deque[_Seen] = deque()
         self._last_open: _Seen | None = None
         self._counted_at = -np.inf  # frames up to the last count's belong to it
-        self._reported: set[float] = set()  # deepest frames whose rejection was reported
+        self._reported: set[float] = set()  # window frames whose rejection as deepest was reported
         self._previous: EyeView | None = None
         self.eyes_open = True  # the last frame's eyes were at their open level (or unknown)
         self.last = NOTHING  # the last frame's measures
@@ -142,6 +142,7 @@ class BlinkSignal:
         """The face was lost: a dip in progress no longer counts."""
         self.eyes_open = True
         self._window.clear()
+        self._reported.clear()
         self._last_open = None
         self._previous = None
 
@@ -204,12 +205,11 @@ class BlinkSignal:
         event = None
         while self._window and now - self._window[0].view.time > config.blink_window_seconds:
             gone = self._window.popleft()
-            if (gone.view.time > self._counted_at and gone.depth < config.close_ratio
-                    and gone.view.time not in self._reported
+            reported = gone.view.time in self._reported
+            self._reported.discard(gone.view.time)  # its time never comes back
+            if (gone.view.time > self._counted_at and gone.depth < config.close_ratio and not reported
                     and all(seen.depth < config.open_ratio for seen in self._window)):
-                self._reported.add(gone.view.time)
                 event = "rejected:too_long"
-        self._reported = {time for time in self._reported if now - time <= config.blink_window_seconds}
         return event
 
     def _judge(self, now: _Seen) -> bool:
@@ -220,8 +220,10 @@ class BlinkSignal:
         if not candidates:
             return False
         deepest = min(candidates, key=lambda seen: seen.depth)
+        if deepest.depth >= config.open_ratio:
+            return False  # open eyes throughout: the common frame, nothing more to measure
         before = [seen for seen in self._window if self._counted_at <= seen.view.time < deepest.view.time]
-        if deepest.depth >= config.open_ratio or not before:
+        if not before:
             return False
         reference = max(before, key=lambda seen: float(np.mean(seen.ratios - deepest.ratios)))
         rise = min(float(np.mean(reference.ratios - deepest.ratios)),
