@@ -102,7 +102,7 @@ COLD_FRAME_CPU = 0.010
 
 # A session's phases, in the order it goes through them: the liveness tracker seeks a blink
 # (the eye model runs on every frame, and detection while the eyes are not open), measures
-# parallax (detection on every frame, tracked points), then the evidence is in and frames
+# parallax (tracked points, detection where a window starts), then the evidence is in and frames
 # only bring samples and the anti-spoofing verdict. Matching happens once, at the end, on a
 # database thread: it is in the per-frame share of the process's CPU, not a phase of frames.
 PHASES = ("blink", "parallax", "samples")
@@ -402,10 +402,17 @@ class CostModel:
 
     def demand(self, open_sessions: int) -> float:
         """CPU seconds per second that ``open_sessions`` sessions need: those streaming at
-        their phase's cost, the others (created, connecting, the new one) at the first's."""
+        their phase's cost, the others (created, connecting, the new one) at the first's.
+
+        The streaming counts are each worker's last publication, up to PUBLISH_INTERVAL old,
+        while ``open_sessions`` is the database's count now: counts above it are scaled down
+        to it, phase by phase. Uncapped, sessions that had just ended were still counted, and
+        their successors again as waiting (issue 19: 10.5 streaming counted for 9 open
+        sessions with 3-second sessions, refusals with the host 64% busy)."""
         streaming = sum(self.streaming.values())
+        scale = min(1.0, open_sessions / streaming) if streaming else 1.0
         waiting = max(0, open_sessions - streaming)
-        return sum(count * self.session(phase) for phase, count in self.streaming.items()) + (
+        return sum(scale * count * self.session(phase) for phase, count in self.streaming.items()) + (
             waiting * self.session(PHASES[0])
         )
 

@@ -145,6 +145,16 @@ def test_sessions_are_counted_at_the_cost_of_their_phase(db):
     assert not admission.decide(sessions=18).admit
 
 
+def test_streaming_counts_above_the_open_sessions_are_scaled_down_to_them(db):
+    # Publications are up to a second old: sessions that ended since are still counted as
+    # streaming. The database's count of open sessions is now's: 5 open sessions of this mix
+    # cost half of the 10 published (1.0), not 1.0 plus 0 waiting.
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=mix(4, 3, 3))
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.demand(5) == pytest.approx(0.5)
+    assert model.demand(12) == pytest.approx(1.0 + 2 * 0.16)
+
+
 def test_sessions_are_counted_at_the_frame_rate_they_send(db):
     # 90 frames/s over 100 session-seconds: 9 frames/s a session, not FACEAUTH_MAX_FPS.
     phases = {"blink": Phase(sessions=10, frames=900, engine_seconds=9.0, session_seconds=100.0)}
