@@ -68,7 +68,7 @@ def quality(
     crop = gray[max(box.y, 0):box.y + box.height, max(box.x, 0):box.x + box.width]
     metrics: dict[str, float] = {"face_width": float(box.width), "outside": round(outside, 3)}
     if crop.size:
-        brightness = float(crop.mean())
+        brightness = cv2.mean(crop)[0]  # numpy's mean converts the crop to float64 first
         patch = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_LINEAR)
         sharpness = float(cv2.Laplacian(patch, cv2.CV_32F).var())
         metrics.update(brightness=round(brightness, 1), sharpness=round(sharpness, 1))
