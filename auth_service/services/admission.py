@@ -102,7 +102,7 @@ COLD_FRAME_CPU = 0.010
 
 # A session's phases, in the order it goes through them: the liveness tracker seeks a blink
 # (the eye model runs on every frame, and detection while the eyes are not open), measures
-# parallax (tracked points, detection where a window starts), then the evidence is in and frames
+# parallax (tracked points; after the blink, detection where a window starts), then the evidence is in and frames
 # only bring samples and the anti-spoofing verdict. Matching happens once, at the end, on a
 # database thread: it is in the per-frame share of the process's CPU, not a phase of frames.
 PHASES = ("blink", "parallax", "samples")

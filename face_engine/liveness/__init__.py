@@ -159,16 +159,21 @@ class LivenessTracker:
     @property
     def needs_detection(self) -> bool:
         """Whether the next frame's landmarks should come from the detector rather than from
-        a face followed between detections (``FaceTracker``): on the frame that starts a
-        parallax window (the landmarks place the tracked region: on nearly frontal heads,
-        liveportrait_d0 with exactly the 2 frames needed, a region placed by a followed face a
-        pixel off the detector's flipped the verdict; the frames inside a window only take
-        the eye distance, and following them saves a detection on 3 frames of 4, the same
-        live verdicts on the shared clips), and while the eyes are below their open level (a
-        blink may be starting or under way: a followed face gets the eye ratios a little
-        off the detector's, and blinks near the thresholds were missed, liveportrait_d3
-        recompressed and _d19 at low resolution)."""
-        return (self.measuring_parallax and self._parallax.starting) or (
+        a face followed between detections (``FaceTracker``):
+
+        - while a blink is sought and parallax is measured, every frame (the eye model's crops
+          placed by followed landmarks missed 9 more of the 408 blinks of bench/blink_bench.py's
+          live variations);
+        - while only parallax is measured, the frame that starts a window (its landmarks place
+          the tracked region: on nearly frontal heads, liveportrait_d0 with exactly the 2
+          frames needed, a region placed a pixel off the detector's flipped the verdict); the
+          other 3 frames of 4 only take the eye distance, and following them keeps the live
+          verdicts of the shared clips;
+        - while a blink is sought and the eyes are below their open level (a blink may be
+          under way: a followed face gets the eye ratios a little off the detector's, and
+          blinks near the thresholds were missed, liveportrait_d3 recompressed and _d19 at low
+          resolution)."""
+        return (self.measuring_parallax and (self._parallax.starting or self.measuring_blink)) or (
             self.measuring_blink and not self._blink.eyes_open
         )
 
