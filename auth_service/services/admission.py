@@ -27,7 +27,7 @@ process's CPU (engine and OpenVINO threads, database) shared among the phases by
 their frames spent in the engine. Per-thread CPU cannot be split per frame here: the networks
 run on OpenVINO's threads while the engine thread waits, so the engine thread's own CPU saw a
 tenth of an embedding. Open sessions that are not streaming (created, connecting) and the new
-one are counted at a blink-seeking session's cost, the phase every session starts in.
+one are counted at what a session costs over its life (the measured mix of phases).
 
 Why the model before this one refused sessions with the host about 60% busy (issue 19): it
 counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
@@ -101,9 +101,9 @@ _REGISTRY_KEY = "faceauth:admission:workers"
 COLD_FRAME_CPU = 0.010
 
 # A session's phases, in the order it goes through them: the liveness tracker seeks a blink
-# (the eye model runs on every frame, and detection while the eyes are not open), measures
-# parallax (tracked points; after the blink, detection where a window starts), then the evidence is in and frames
-# only bring samples and the anti-spoofing verdict. Matching happens once, at the end, on a
+# (the eye model and detection on every frame while parallax is measured too), measures
+# parallax (tracked points, detection where a window starts), then the evidence is in and
+# frames only bring samples and the anti-spoofing verdict. Matching happens once, at the end, on a
 # database thread: it is in the per-frame share of the process's CPU, not a phase of frames.
 PHASES = ("blink", "parallax", "samples")
 # Thread names (what `top -H` and bench/load.py's per-thread figures show).
@@ -402,7 +402,12 @@ class CostModel:
 
     def demand(self, open_sessions: int) -> float:
         """CPU seconds per second that ``open_sessions`` sessions need: those streaming at
-        their phase's cost, the others (created, connecting, the new one) at the first's.
+        their phase's cost, the others (created, connecting, the new one) at what a session
+        costs over its life, the measured mix of phases (``average``). Admission commits to a
+        whole session, and counting each new one at the costliest, first phase refused
+        sessions with the host 70% busy whenever the sessions in sync (a crowd that arrived
+        together) sought their blinks at once; the latency rule answers such seconds of
+        backlog if they last.
 
         The streaming counts are each worker's last publication, up to PUBLISH_INTERVAL old,
         while ``open_sessions`` is the database's count now: counts above it are scaled down
@@ -413,7 +418,7 @@ class CostModel:
         scale = min(1.0, open_sessions / streaming) if streaming else 1.0
         waiting = max(0, open_sessions - streaming)
         return sum(scale * count * self.session(phase) for phase, count in self.streaming.items()) + (
-            waiting * self.session(PHASES[0])
+            waiting * self.average
         )
 
 

@@ -133,16 +133,22 @@ def test_sessions_are_counted_at_the_cost_of_their_phase(db):
     assert model.session("parallax") == pytest.approx(0.0767, abs=1e-4)
     assert model.session("samples") == pytest.approx(0.0433, abs=1e-4)
     # The streaming sessions are counted at what they cost now (1.0 together), new ones at
-    # the first phase's cost: 3 more fit in 1.6 cores (one average, 0.1 each, would let 6 in).
+    # what a session costs over its life, the measured mix (0.1): 6 more fit in 1.6 cores.
+    assert model.average == pytest.approx(0.1)
     assert model.demand(10) == pytest.approx(1.0)
-    assert admission.decide(sessions=13).admit
-    refused = admission.decide(sessions=14)
+    assert admission.decide(sessions=16).admit
+    refused = admission.decide(sessions=17)
     assert not refused.admit and refused.inputs["rule"] == "cpu"
     assert refused.inputs["streaming"] == {"blink": 4, "parallax": 3, "samples": 3}
-    # The same sessions later, all collecting samples: room for 7 more.
+    # The same sessions later, all collecting samples (0.43 together): room for 11 more,
+    # where one average for every session would still see room for 6.
     publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=mix(0, 0, 10))
-    assert admission.decide(sessions=17).admit
-    assert not admission.decide(sessions=18).admit
+    assert admission.decide(sessions=21).admit
+    assert not admission.decide(sessions=22).admit
+    # And all seeking a blink (1.6 together): no room at all.
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=mix(10, 0, 0))
+    assert admission.decide(sessions=10).admit
+    assert not admission.decide(sessions=11).admit
 
 
 def test_streaming_counts_above_the_open_sessions_are_scaled_down_to_them(db):
@@ -152,7 +158,7 @@ def test_streaming_counts_above_the_open_sessions_are_scaled_down_to_them(db):
     publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=mix(4, 3, 3))
     model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
     assert model.demand(5) == pytest.approx(0.5)
-    assert model.demand(12) == pytest.approx(1.0 + 2 * 0.16)
+    assert model.demand(12) == pytest.approx(1.0 + 2 * 0.1)
 
 
 def test_sessions_are_counted_at_the_frame_rate_they_send(db):
