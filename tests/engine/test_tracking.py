@@ -101,6 +101,28 @@ def test_following_skips_detection_once_head_movement_is_in(faces_dir):
     assert followed_after >= 0.4 * after
 
 
+def test_after_the_blink_parallax_detects_only_where_a_window_starts(faces_dir):
+    """Once the blink is in and parallax is still measured, the detector's landmarks are asked
+    for on the frame that starts a parallax window (they place its tracked region); the
+    frames inside a window may be followed."""
+    liveness = fe.LivenessTracker(stop_at_evidence=True)
+    tracker = fe.FaceTracker(watch_liveness=False)
+    asked = followed = parallax_only = 0
+    for timestamp, frame in video_frames(faces_dir / "video" / "liveportrait_d9.mp4", fps=FPS, duration=12):
+        if not liveness.measuring_parallax:
+            break
+        tracked = tracker.analyze(browser_frame(frame), follow=not liveness.needs_detection)
+        if not liveness.measuring_blink:
+            parallax_only += 1
+            asked += liveness.needs_detection
+            followed += not tracked.detected
+        liveness.update(tracked.image, tracked.analysis, timestamp, gray=tracked.gray,
+                        continued=tracked.continued)
+    # liveportrait_d9 blinks within its first seconds and shows head movement later.
+    assert parallax_only >= 8
+    assert asked <= parallax_only / 2 + 1 and followed >= parallax_only / 3
+
+
 def follow_clips(faces_dir, clips, seconds):
     """The clips one after the other through a FaceTracker and a LivenessTracker as the
     service runs them: the states of every clip's frames."""
