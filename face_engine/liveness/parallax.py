@@ -41,7 +41,9 @@ class ParallaxSignal:
 
     @property
     def starting(self) -> bool:
-        """Whether the next frame starts a window (its landmarks place the tracked region)."""
+        """Whether the next frame starts a window (its landmarks place the tracked region). A
+        window also restarts early when too few tracked points survive, which cannot be told
+        before the frame is tracked: that restart takes the frame's landmarks as they come."""
         return self._key_points is None or self._steps + 1 >= self.config.parallax_window_frames
 
     def update(self, gray: np.ndarray, points: np.ndarray, eye_distance: float) -> bool:
