@@ -81,9 +81,23 @@ async def test_connection_established_says_the_mode(creds, settings, drawn):  # 
         await communicator.disconnect()
 
 
+@pytest.fixture
+def camera_clock(monkeypatch):
+    """Times the frames as a 10 frames/s camera would, whatever this machine's speed: with the
+    server's clock, a fast machine runs out of frames before a challenge's window can end."""
+    process = frames.FrameProcessor.process
+    sent = [0]
+
+    def process_at_camera_time(self, data, now):
+        sent[0] += 1
+        return process(self, data, 1000.0 + sent[0] / 10)
+
+    monkeypatch.setattr(frames.FrameProcessor, "process", process_at_camera_time)
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_straight_replay_fails_and_the_result_records_the_challenges(
-    creds, faces_dir, settings, drawn  # noqa: F811
+    creds, faces_dir, settings, drawn, camera_clock  # noqa: F811
 ):
     settings.FACEAUTH_MAX_FPS = 1000
     drawn[0][:] = ["look_up", "turn_left"]
