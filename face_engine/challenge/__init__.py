@@ -85,6 +85,7 @@ class ChallengeTracker:
         if passive.stop_at_evidence:
             raise ValueError("challenges need every blink and 3D frame counted: stop_at_evidence must be off")
         self.passive = passive
+        passive.parallax_window_frames = config.parallax_window_frames
         self.challenges = tuple(challenges)
         self.config = config
         self._passed: list[str] = []

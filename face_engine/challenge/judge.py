@@ -50,6 +50,11 @@ class ChallengeConfig:
     hold_frames: int = 2  # consecutive usable frames a movement must hold
     reference_frames: int = 5  # usable frames whose median pose is the reference
     min_parallax_frames: int = 1  # rise of the passive tracker's 3D-movement count during a turn
+    # The passive tracker's parallax window while challenges run (0.4 s, against the passive
+    # mode's 0.8 s): a prompted turn is large and registers within it, and a longer window
+    # reaches back further across the stillness before the prompt (and, in the evaluation's
+    # spliced footage, across a cut: challenge_player.CUT_FRAMES).
+    parallax_window_frames: int = 4
     # A blink answers the prompt only if its first closed frame came at least this long after
     # the prompt was shown: even simple visual reactions take 0.2-0.3 s, a blink on command
     # more (the instruction is read first), so an earlier closure was under way before it. A

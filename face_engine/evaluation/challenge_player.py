@@ -54,7 +54,7 @@ from face_engine.challenge import (
 from face_engine.evaluation.attacks import Presentation, browser_frame
 from face_engine.liveness import LivenessTracker
 from face_engine.pipeline import analyze
-from face_engine.types import DEFAULT_LIVENESS, FrameAnalysis
+from face_engine.types import FrameAnalysis
 from face_engine.video import video_frames
 
 FPS = 10.0
@@ -76,7 +76,7 @@ REACTION_SECONDS = (0.5, 1.0)
 HOLD_SECONDS = 1.5  # how long the player holds a finished movement waiting for the pass
 # A cut between footage can itself look like 3D movement or an eye change to the passive
 # signals, for as long as their window reaches back across it (the parallax window).
-CUT_FRAMES = DEFAULT_LIVENESS.parallax_window_frames
+CUT_FRAMES = DEFAULT_CHALLENGE_CONFIG.parallax_window_frames
 _UNRELIABLE_POSE = frozenset({"partially_visible", "too_small"})
 YawPitch = tuple[float, float]  # head pose in degrees
 

@@ -145,6 +145,20 @@ class LivenessTracker:
         self._seek_blink = value
 
     @property
+    def parallax_window_frames(self) -> int:
+        """Frames a set of tracked points is followed (the config's by default). The active
+        mode shortens it: a prompted turn is large and quick, and must register within the
+        challenge's window."""
+        return self._parallax.window_frames
+
+    @parallax_window_frames.setter
+    def parallax_window_frames(self, frames: int) -> None:
+        if frames < 2:
+            raise ValueError("a parallax window needs at least 2 frames")
+        self._parallax.window_frames = frames
+        self._parallax.reset()
+
+    @property
     def measuring_blink(self) -> bool:
         """Whether the blink signal (and its eye model) still takes frames: while a blink is
         sought, and with ``stop_at_evidence`` only until the first one is in."""
@@ -167,8 +181,7 @@ class LivenessTracker:
         - while only parallax is measured, the frame that starts a window (its landmarks place
           the tracked region: on nearly frontal heads, liveportrait_d0 with exactly the 2
           frames needed, a region placed a pixel off the detector's flipped the verdict); the
-          other 3 frames of 4 only take the eye distance, and following them keeps the live
-          verdicts of the shared clips;
+          window's other frames give only their picture, so following them changes nothing;
         - while a blink is sought and the eyes are below their open level (a blink may be
           under way: a followed face gets the eye ratios a little off the detector's, and
           blinks near the thresholds were missed, liveportrait_d3 recompressed and _d19 at low

@@ -24,8 +24,9 @@ _OUTLINE = list(range(0, 17)) + list(range(26, 16, -1))  # jaw, then the brows b
 
 
 class ParallaxSignal:
-    """Tracks points of the face over a short window (``parallax_window_frames``) and
-    measures how far the last view is from a homography of the first."""
+    """Tracks points of the face over a short window (``window_frames``, by default the
+    config's ``parallax_window_frames``) and measures how far the last view is from a
+    homography of the first."""
 
     def __init__(self, config: LivenessConfig) -> None:
         self.config = config
@@ -33,6 +34,8 @@ class ParallaxSignal:
         self._points: np.ndarray | None = None
         self._previous: np.ndarray | None = None
         self._region: tuple[int, int, int, int, float] | None = None  # x, y, w, h, scale
+        self._key_eye_distance = 1.0  # the window's first frame's, which scales its residuals
+        self.window_frames = config.parallax_window_frames
         self._steps = 0
         self.last_residual: float | None = None  # the last frame's residual, None when not measured
 
@@ -44,7 +47,7 @@ class ParallaxSignal:
         """Whether the next frame starts a window (its landmarks place the tracked region). A
         window also restarts early when too few tracked points survive, which cannot be told
         before the frame is tracked: that restart takes the frame's landmarks as they come."""
-        return self._key_points is None or self._steps + 1 >= self.config.parallax_window_frames
+        return self._key_points is None or self._steps + 1 >= self.window_frames
 
     def update(self, gray: np.ndarray, points: np.ndarray, eye_distance: float) -> bool:
         """Take a frame (grey image, its 68 landmarks, eye distance in pixels); True when the
@@ -61,11 +64,13 @@ class ParallaxSignal:
         config = self.config
         moved = False
         if len(self._points) >= config.parallax_min_points:
+            # Scaled by the first frame's eye distance (the points are in its crop): the frames
+            # inside a window may be followed, and their landmarks then play no part.
             self.last_residual = planar_residual(self._key_points, self._points) / (
-                eye_distance * self._region[4]
+                self._key_eye_distance * self._region[4]
             )
             moved = self.last_residual >= config.min_parallax
-        if self._steps >= config.parallax_window_frames or len(self._points) < config.parallax_min_points:
+        if self._steps >= self.window_frames or len(self._points) < config.parallax_min_points:
             self._start(gray, points, eye_distance)
         return moved
 
@@ -95,6 +100,7 @@ class ParallaxSignal:
         if found is None or len(found) < self.config.parallax_min_points:
             return
         self._key_points = found.reshape(-1, 2)
+        self._key_eye_distance = eye_distance
         self._points = self._key_points.copy()
         self._previous = crop
         self._steps = 0

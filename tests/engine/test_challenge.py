@@ -207,3 +207,16 @@ def test_unknown_challenges_are_refused():
     # Challenges count blinks and 3D frames after each prompt: a tracker that stops is refused.
     with pytest.raises(ValueError, match="stop_at_evidence"):
         ChallengeTracker(LivenessTracker(stop_at_evidence=True), ["blink"])
+
+
+def test_challenges_measure_parallax_over_shorter_windows_than_the_passive_mode():
+    # Passive mode looks for small natural movements over 0.8 s; a prompted turn registers
+    # within 0.4 s, and a longer window would reach back across the stillness before the prompt.
+    passive = LivenessTracker()
+    assert passive.parallax_window_frames == LivenessConfig().parallax_window_frames == 8
+    ChallengeTracker(passive, ["turn_left"])
+    assert passive.parallax_window_frames == DEFAULT_CHALLENGE_CONFIG.parallax_window_frames == 4
+    ChallengeTracker(passive, ["turn_left"], ChallengeConfig(parallax_window_frames=6))
+    assert passive.parallax_window_frames == 6
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        passive.parallax_window_frames = 1

@@ -80,12 +80,14 @@ def test_evidence_made_by_the_cut_into_a_stretch_does_not_count():
                                       failure=None) for number, count in enumerate(parallax))
         return SimpleNamespace(update=lambda *_: next(states))
 
+    cut = player.CUT_FRAMES
     frame = player.Frame(None, None)
-    stretch = player.Stretch("turn_left", (frame,) * 6, "scripted", held_from=4)
-    assert not player._passes(scripted([1, 1, 1, 1, 1, 1]), stretch, 0, False)  # risen at the cut
-    assert not player._passes(scripted([0, 1, 2, 2, 2, 2]), stretch, 0, False)  # within CUT_FRAMES of it
-    assert player._passes(scripted([0, 0, 0, 0, 1, 1]), stretch, 0, False)  # later: the movement's
-    assert player._passes(scripted([1, 1, 1, 1, 1, 1]), stretch, 0, True)  # risen while resting
+    stretch = player.Stretch("turn_left", (frame,) * (cut + 2), "scripted", held_from=cut)
+    assert not player._passes(scripted([1] * (cut + 2)), stretch, 0, False)  # risen at the cut
+    within = [0, 1] + [2] * cut  # risen within CUT_FRAMES of the cut
+    assert not player._passes(scripted(within), stretch, 0, False)
+    assert player._passes(scripted([0] * cut + [1, 1]), stretch, 0, False)  # later: the movement's
+    assert player._passes(scripted([1] * (cut + 2)), stretch, 0, True)  # risen while resting
 
 
 def test_a_person_obeying_the_prompts_passes(index):
