@@ -653,6 +653,15 @@ def refusal_report(refusals: list[dict]) -> list[str]:
             f"  cpu rule (medians): {median('sessions'):.0f} sessions would need {median('demand'):.2f} of "
             f"{median('capacity'):.2f} cores ({cpu[0]['cores']} x share - {median('others'):.2f} for other "
             f"processes); streaming by phase {phases}; a session's CPU by phase {costs}")
+        if all("projected_cpu" in r for r in cpu):
+            lines.append(f"  a streaming session's expected CPU by phase {by_phase('projected_cpu')}; "
+                         f"seconds a session spends in each phase {by_phase('phase_seconds')}")
+        others = sorted(cpu, key=lambda r: r["others"])
+        most = others[-1]
+        workers = ", ".join(f"{w['cpu']:.2f} / {w['host_cpu']:.2f}" for w in most.get("workers", []))
+        lines.append(f"  other processes' CPU at the cpu rule's refusals (cores): least "
+                     f"{others[0]['others']:.2f}, median {median('others'):.2f}, most {most['others']:.2f} "
+                     f"(workers' CPU / host's then: {workers})")
     spreads = []
     for refusal in refusals:
         fps = [w["fps"] for w in refusal.get("workers", [])]
@@ -872,7 +881,12 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
         run = run_load(server, token, messages, users, duration, enrolled)
         codes = ", ".join(f"{code} {count}" for code, count in run.figures.errors.most_common())
         print(f"  find-capacity: {run.summary()} -> {'pass' if run.passed() else 'fail'}"
-              + (f" ({codes})" if codes else ""), flush=True)
+              + (f" ({codes})" if codes else "")
+              + f"; host busy {run.host_busy_seconds / run.duration:.2f} of {psutil.cpu_count()} cores",
+              flush=True)
+        if not run.passed():
+            # Why a step failed: the refusals' rules and inputs, which the best run's report lacks.
+            print("\n".join(f"    {line}" for line in refusal_report(run.refusals)), flush=True)
         time.sleep(3)  # let closed sessions end before the next step
         if run.passed():
             best, low = run, users

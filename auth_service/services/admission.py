@@ -26,8 +26,12 @@ such a frame: the event loop's CPU per frame (the same in every phase), plus the
 process's CPU (engine and OpenVINO threads, database) shared among the phases by the time
 their frames spent in the engine. Per-thread CPU cannot be split per frame here: the networks
 run on OpenVINO's threads while the engine thread waits, so the engine thread's own CPU saw a
-tenth of an embedding. Open sessions that are not streaming (created, connecting) and the new
-one are counted at what a session costs over its life (the measured mix of phases).
+tenth of an embedding. A streaming session is counted at what it is expected to take over the
+next session's life (``CostModel.projected``): the rest of its phase, its later phases, then
+its successor at the average; its phase's cost right now would count a crowd in its costliest
+phase, seeking blinks together, as if it stayed there. Open sessions that are not streaming
+(created, connecting) and the new one are counted at what a session costs over its life (the
+measured mix of phases).
 
 Why the model before this one refused sessions with the host about 60% busy (issue 19): it
 counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
@@ -60,6 +64,7 @@ import logging
 import os
 import random
 import socket
+import statistics
 import threading
 import time
 import weakref
@@ -95,6 +100,8 @@ STREAM_IDLE_SECONDS = 1.0
 # A phase's cost is its own once this many of its frames are in the window; before, the
 # average of all frames (a few frames of a rare phase say little).
 MIN_PHASE_FRAMES = 20
+# The seconds a session spends in each phase are measured once this many started in the window.
+MIN_SESSIONS_STARTED = 5
 _REGISTRY_KEY = "faceauth:admission:workers"
 # A frame's CPU cost before any is measured: about twice what a 640x480 frame costs on a
 # current x86 core, so a cold server admits somewhat fewer sessions than it could carry.
@@ -147,6 +154,7 @@ class PhaseLoad:
     frames: int = 0
     engine_seconds: float = 0.0  # wall time those frames spent in the engine
     session_seconds: float = 0.0  # time sessions spent in this phase (the gaps between their frames)
+    started: int = 0  # sessions whose first frame in the window was in this phase
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,7 @@ class _Bucket:
     serving_cpu: float
     host_busy: float
     frames: int
-    phases: dict[str, list[float]]  # phase -> [frames, engine seconds, session seconds]
+    phases: dict[str, list[float]]  # phase -> [frames, engine seconds, session seconds, started]
 
 
 @dataclass
@@ -225,7 +233,7 @@ class EngineLoad:
 
     @staticmethod
     def _new_phases() -> dict[str, list[float]]:
-        return {phase: [0, 0.0, 0.0] for phase in PHASES}
+        return {phase: [0, 0.0, 0.0, 0] for phase in PHASES}
 
     def measured(self, wait: float, function: Callable[..., T], *args: Any) -> T:
         """Runs one frame (``function``, a frame pipeline's bound ``process``) that waited
@@ -264,6 +272,8 @@ class EngineLoad:
                 # its first frame counts one frame interval.
                 gap = ended - stream.last_frame_at if stream is not None else 1 / settings.FACEAUTH_MAX_FPS
                 sums[2] += min(gap, STREAM_IDLE_SECONDS)
+                if stream is None:
+                    sums[3] += 1
                 if finished:
                     self._streams.pop(owner, None)
                 else:
@@ -311,6 +321,7 @@ class EngineLoad:
                     frames=int(sum(b.phases[phase][0] for b in buckets)),
                     engine_seconds=sum(b.phases[phase][1] for b in buckets),
                     session_seconds=sum(b.phases[phase][2] for b in buckets),
+                    started=int(sum(b.phases[phase][3] for b in buckets)),
                 )
                 for phase in PHASES
             },
@@ -369,6 +380,8 @@ class CostModel:
     per_phase: dict[str, float]  # phases with enough frames measured
     average: float  # a session of the measured mix, for phases without their own figure
     streaming: dict[str, int]  # sessions streaming now, by phase
+    # Mean seconds a session spends in each phase (empty until enough sessions started).
+    durations: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_loads(cls, loads: Iterable[WorkerLoad], max_fps: int) -> CostModel:
@@ -383,6 +396,11 @@ class CostModel:
         if not frames:
             cold = max_fps * COLD_FRAME_CPU
             return cls({}, cold, streaming)
+        # Sessions skip phases (head movement often comes while the blink is sought): each
+        # phase's time is shared among all the sessions that started, not those that entered it.
+        started = sum(p.started for group in phases.values() for p in group)
+        durations = {phase: sum(p.session_seconds for p in group) / started for phase, group in phases.items()
+                     } if started >= MIN_SESSIONS_STARTED else {}
         serving_per_frame = serving / frames
         rate = min(max_fps, frames / session_time) if session_time else max_fps
         average = rate * cpu / frames
@@ -395,18 +413,44 @@ class CostModel:
             share = sum(p.engine_seconds for p in group) / engine_time
             per_frame = serving_per_frame + (cpu - serving) * share / count
             per_phase[phase] = min(max_fps, count / seconds) * per_frame
-        return cls(per_phase, average, streaming)
+        return cls(per_phase, average, streaming, durations)
 
     def session(self, phase: str) -> float:
+        """CPU seconds per second of a session in ``phase`` while it stays there."""
         return self.per_phase.get(phase, self.average)
+
+    @property
+    def life(self) -> float:
+        """Mean seconds a session streams (0 until measured)."""
+        return sum(self.durations.values())
+
+    def projected(self, phase: str) -> float:
+        """CPU seconds per second that a session now in ``phase`` takes over the next ``life``
+        seconds, the span that a session admitted now will stream: what remains of this phase
+        (half a session's mean time in it), the later phases at their mean durations, and, once the
+        session has ended, the next session in its place at the average (a crowd that keeps
+        coming back). Counting every streaming session at its phase's cost right now refused
+        at the moments when most of them sought a blink at once: the costliest phase, with
+        6 of 8.5 streaming sessions in it at the refusals against 57% of the frames overall
+        (issue 19: refusals with the host 69% busy). Until the durations are measured, the
+        phase's own cost."""
+        horizon = self.life
+        if horizon <= 0:
+            return self.session(phase)
+        left, spent = horizon, 0.0
+        for index, later in enumerate(PHASES[PHASES.index(phase):]):
+            stay = min(left, self.durations[later] / (2 if index == 0 else 1))
+            spent += stay * self.session(later)
+            left -= stay
+        return (spent + left * self.average) / horizon
 
     def demand(self, open_sessions: int) -> float:
         """CPU seconds per second that ``open_sessions`` sessions need: those streaming at
-        their phase's cost, the others (created, connecting, the new one) at what a session
-        costs over its life, the measured mix of phases (``average``). Admission commits to a
-        whole session, and counting each new one at the costliest, first phase refused
-        sessions with the host 70% busy whenever the sessions in sync (a crowd that arrived
-        together) sought their blinks at once; the latency rule answers such seconds of
+        what their phase lets expect (``projected``), the others (created, connecting, the new
+        one) at what a session costs over its life, the measured mix of phases (``average``).
+        Admission commits to a whole session, and counting each new one at the costliest,
+        first phase refused sessions with the host 70% busy whenever the sessions in sync (a
+        crowd that arrived together) sought their blinks at once; the latency rule answers such seconds of
         backlog if they last.
 
         The streaming counts are each worker's last publication, up to PUBLISH_INTERVAL old,
@@ -417,7 +461,7 @@ class CostModel:
         streaming = sum(self.streaming.values())
         scale = min(1.0, open_sessions / streaming) if streaming else 1.0
         waiting = max(0, open_sessions - streaming)
-        return sum(scale * count * self.session(phase) for phase, count in self.streaming.items()) + (
+        return sum(scale * count * self.projected(phase) for phase, count in self.streaming.items()) + (
             waiting * self.average
         )
 
@@ -457,8 +501,13 @@ def decide(*, sessions: int) -> Decision:
     hosts: dict[str, list[WorkerLoad]] = {}
     for load in loads:
         hosts.setdefault(load.host, []).append(load)
+    # Each worker's figure of its host covers its own window (since its last quiet spell, up
+    # to PHASE_WINDOW): when load steps, the workers' windows disagree (0.39 and 0.91 of a core
+    # for the same host at one refusal), and the largest, less every worker's CPU, counted
+    # 0.36 cores of other processes where 0.06 ran. Their mean is steadier.
     others = sum(
-        max(0.0, max(w.host_cpu_per_second for w in group) - sum(w.cpu_per_second for w in group))
+        max(0.0, statistics.fmean(w.host_cpu_per_second for w in group)
+            - sum(w.cpu_per_second for w in group))
         for group in hosts.values()
     )
     return _cpu_decision(
@@ -491,6 +540,8 @@ def _cpu_decision(model: CostModel, *, cores: int, sessions: int, others: float 
                 "rule": "cpu", **(inputs or {}), "demand": round(demand, 3), "capacity": round(capacity, 3),
                 "others": round(others, 3), "cores": cores,
                 "session_cpu": {phase: round(model.session(phase), 4) for phase in PHASES},
+                "projected_cpu": {phase: round(model.projected(phase), 4) for phase in PHASES},
+                "phase_seconds": {phase: round(seconds, 2) for phase, seconds in model.durations.items()},
                 "streaming": model.streaming,
             },
         )

@@ -4,6 +4,7 @@ connects anyway gets a clear error and close 4503 while its session stays usable
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import timedelta
@@ -151,6 +152,39 @@ def test_sessions_are_counted_at_the_cost_of_their_phase(db):
     assert not admission.decide(sessions=11).admit
 
 
+def test_streaming_sessions_are_counted_at_what_their_phase_lets_expect_over_a_sessions_life(db):
+    # The mix above, with 20 sessions starting in the window: a session spends 2 s seeking a
+    # blink, 1.5 s measuring parallax and 1.5 s collecting samples (5 s in all).
+    phases = mix(10, 0, 0)
+    phases["blink"] = dataclasses.replace(phases["blink"], started=20)
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.durations == pytest.approx({"blink": 2.0, "parallax": 1.5, "samples": 1.5})
+    # Over the next 5 s, a session seeking a blink now seeks it 1 s more (0.16), measures
+    # parallax 1.5 s (0.077) and collects samples 1.5 s (0.043); for the last second the next
+    # session takes its place at the average (0.1): 0.088 a second. One collecting samples now
+    # ends within 0.75 s, and its successor costs the average: 0.0915.
+    blink_then = 0.16 + 1.5 * 0.07667 + 1.5 * 0.04333 + 0.1
+    assert model.projected("blink") == pytest.approx(blink_then / 5, abs=1e-4)
+    assert model.projected("samples") == pytest.approx((0.75 * 0.04333 + 4.25 * 0.1) / 5, abs=1e-4)
+    # Ten sessions that all seek a blink at once need 0.88 over the coming seconds, not the
+    # 1.6 they take right now: 7 more fit in 1.6 cores.
+    assert model.demand(10) == pytest.approx(0.88, abs=1e-3)
+    assert admission.decide(sessions=17).admit
+    assert not admission.decide(sessions=18).admit
+
+
+def test_until_enough_sessions_started_a_streaming_session_costs_what_its_phase_costs_now(db):
+    phases = mix(4, 3, 3)
+    phases["blink"] = dataclasses.replace(phases["blink"], started=admission.MIN_SESSIONS_STARTED - 1)
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.durations == {} and model.life == 0
+    assert model.projected("blink") == pytest.approx(0.16)
+    assert model.projected("samples") == pytest.approx(0.0433, abs=1e-4)
+    assert model.demand(10) == pytest.approx(1.0)
+
+
 def test_streaming_counts_above_the_open_sessions_are_scaled_down_to_them(db):
     # Publications are up to a second old: sessions that ended since are still counted as
     # streaming. The database's count of open sessions is now's: 5 open sessions of this mix
@@ -224,6 +258,10 @@ def test_frames_are_measured_by_the_phase_of_their_session(db, monkeypatch):
     assert blink.frames >= 20 and blink.engine_seconds / blink.frames == pytest.approx(0.012)
     assert samples.engine_seconds / samples.frames == pytest.approx(0.003)
     assert blink.frames / blink.session_seconds == pytest.approx(10, rel=0.05)
+    # Each session started once, in its first frame's phase; the very first frame, which starts
+    # the measurements (the CPU clocks), is in no window.
+    assert {phase: p.started for phase, p in published.phases.items()} == {
+        "blink": 0, "parallax": 1, "samples": 1}
 
 
 def test_the_phase_is_read_from_the_frame_pipelines_liveness_tracker(settings):
@@ -269,8 +307,9 @@ def test_open_sessions_are_the_active_ones_and_those_about_to_connect(credential
 
 
 def test_cpu_taken_by_other_processes_on_the_host_is_not_offered(db):
-    # Two workers on one host use 0.25 each; the host is busy 1.5: 1.0 goes to others.
-    publish(worker="host-a:1", cpu_per_second=0.25, frames_per_second=50.0, host_cpu_per_second=1.5)
+    # Two workers on one host use 0.25 each; the host is busy 1.5 as the two saw it over their
+    # windows (1.6 and 1.4): 1.0 goes to others.
+    publish(worker="host-a:1", cpu_per_second=0.25, frames_per_second=50.0, host_cpu_per_second=1.6)
     publish(worker="host-a:2", cpu_per_second=0.25, frames_per_second=50.0, host_cpu_per_second=1.4)
     # 1.6 usable - 1.0 for others leaves 0.6: twelve sessions at 0.05 each.
     assert admission.decide(sessions=12).admit
