@@ -12,8 +12,11 @@ is the passive policy that feeds them and combines their evidence.
 - ``presentation.PresentationAttackSignal``: an anti-spoofing network scores a few frames for
   the traces of a screen or paper (``presentation_attack``); a live verdict needs its "live".
 Faces too small to resolve (eye distance under ``min_eye_distance``) give the hint "move
-closer" and no evidence. Not covered: a 3D mask, a real-time deepfake fed to a virtual camera,
-and the replays and prints the anti-spoofing network misses (docs/liveness.md gives the rates)."""
+closer" and no evidence. A face cut by the frame gives blink evidence only while its eyes and
+nose, with the eye model's margin, stay in the picture (a phone brought close cuts the forehead
+and chin first), and no parallax or anti-spoofing score. Not covered: a 3D mask, a real-time
+deepfake fed to a virtual camera, and the replays and prints the anti-spoofing network misses
+(docs/liveness.md gives the rates)."""
 
 from __future__ import annotations
 
@@ -46,7 +49,22 @@ HINT_STATIC = "a still image was detected: use a live camera"
 HINT_PRESENTATION = "a photo or a screen was detected: show your own face to the camera"
 HINT_CHECKING = "hold still for a moment"
 
-__all__ = ["LivenessConfig", "LivenessTracker", "planar_residual"]
+__all__ = ["LivenessConfig", "LivenessTracker", "eyes_in_view", "planar_residual"]
+
+# iBUG points 27-47: the nose and both eyes, what the blink signal reads (eye model crops,
+# eye patches, the rigid points). The eye model's crop reaches about 0.55 eye distances
+# around each eye's centre (2.3 eye widths a side).
+_EYES_AND_NOSE = slice(27, 48)
+_EYE_VIEW_MARGIN = 0.55
+
+
+def eyes_in_view(points: np.ndarray, shape: tuple[int, ...], distance: float) -> bool:
+    """Whether the eyes and nose of ``points`` (68 landmarks), with the eye model's margin,
+    lie inside an image of ``shape``."""
+    region = points[_EYES_AND_NOSE]
+    margin = _EYE_VIEW_MARGIN * distance
+    low, high = region.min(axis=0) - margin, region.max(axis=0) + margin
+    return bool(low[0] >= 0 and low[1] >= 0 and high[0] <= shape[1] and high[1] <= shape[0])
 
 
 class LivenessTracker:
@@ -104,13 +122,20 @@ class LivenessTracker:
             too_small = distance < self.config.min_eye_distance
             if self.trace is not None:
                 self._trace_face(record, marks.points, distance, embedding is not None)
-            if too_small or "partially_visible" in analysis.quality.codes:
-                # Landmarks of a face this small, or cut by the frame, are guesses: no evidence.
+            cut = "partially_visible" in analysis.quality.codes
+            if too_small or (cut and not eyes_in_view(marks.points, image.shape, distance)):
+                # Landmarks of a face this small, or cut by the frame near the eyes, are
+                # guesses: no evidence.
                 self._blink.reset()
                 self._parallax.reset()
                 self.explanation.count("too_small" if too_small else "partially_visible")
             else:
-                wants_blink, wants_parallax = self.measuring_blink, self.measuring_parallax
+                # A face cut at the forehead or chin (a phone brought close) keeps its eyes
+                # and nose in the picture: blinks are measured there, not parallax, whose
+                # region reaches the face's outline.
+                wants_blink, wants_parallax = self.measuring_blink, self.measuring_parallax and not cut
+                if cut:
+                    self._parallax.reset()
                 if (wants_blink or wants_parallax) and gray is None:
                     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
                 if wants_blink:
@@ -120,7 +145,7 @@ class LivenessTracker:
                     self.explanation.blink_event(self._blink.last.event)
                 if wants_parallax:
                     self._parallax_frames += self._parallax.update(gray, marks.points, distance)
-                if self._presentation is not None:
+                if self._presentation is not None and not cut:
                     self._presentation.update(image, face, analysis.quality.metrics, now)
         state = self._state(analysis, embedding, too_small)
         if self.trace is not None:

@@ -15,7 +15,8 @@ from face_engine.evaluation.attacks import (
     photo_sources,
 )
 from face_engine.evaluation.liveness_eval import evaluate_presentation
-from face_engine.liveness import HINT_PRESENTATION
+from face_engine.liveness import HINT_PRESENTATION, eyes_in_view
+from face_engine.liveness.face_frame import eye_distance
 from face_engine.liveness.presentation import PresentationConfig
 from face_engine.video import video_frames
 
@@ -243,6 +244,35 @@ def test_the_eye_model_runs_only_while_a_blink_is_sought(faces_dir, monkeypatch)
     assert calls == []
 
 
+def test_a_face_cut_at_the_chin_keeps_its_eyes_in_view_and_one_cut_at_the_eyes_does_not(obama):
+    points = fe.landmarks(obama, fe.detect(obama)[0]).points
+    chin_cut = obama[: int(points[57, 1])]  # the frame ends at the lower lip
+    faces = fe.detect(chin_cut)
+    assert "partially_visible" in fe.quality(chin_cut, faces).codes
+    marks = fe.landmarks(chin_cut, faces[0]).points
+    assert eyes_in_view(marks, chin_cut.shape, eye_distance(marks))
+    # A frame ending at the outer corner of the subject's left eye cuts the eye model's crop.
+    assert not eyes_in_view(points, (obama.shape[0], int(points[45, 0])), eye_distance(points))
+
+
+def test_blinks_count_on_a_face_cut_at_the_forehead_and_chin(faces_dir):
+    # A phone brought close: the forehead and chin leave the picture, the eyes stay in it.
+    clip = faces_dir / "video" / "liveportrait_d9.mp4"
+    frames = _first_frames(clip, 60)
+    marks = fe.analyze(frames[0][1]).landmarks.points
+    # 0.8 eye distances above the eyes (the expected face reaches 1.3), down to the lower lip.
+    top = int(marks[36:48, 1].mean() - 0.8 * eye_distance(marks))
+    bottom = int(marks[57, 1])
+    tracker = fe.LivenessTracker()
+    for timestamp, frame in frames:
+        cut = np.ascontiguousarray(frame[top:bottom])
+        analysis = fe.analyze(cut)
+        assert "partially_visible" in analysis.quality.codes
+        state = tracker.update(cut, analysis, timestamp)
+    assert state.blinks >= 1
+    assert state.parallax_frames == 0  # the tracked region reaches the outline: not measured
+
+
 def test_the_explanation_names_rejected_closures_and_unusable_frames(faces_dir):
     tracker = fe.LivenessTracker(explain=True)
     state = None
@@ -256,8 +286,11 @@ def test_the_explanation_names_rejected_closures_and_unusable_frames(faces_dir):
                 if (entry.get("blink_event") or "").startswith("rejected:")]
     counts = {reason: rejected.count(reason) for reason in set(rejected)}
     assert explained["blink"]["closures_rejected"] == counts
-    # d3 looks down from 3.4 s with her chin out of the picture: no evidence from those frames.
-    assert explained["frames_unusable"]["partially_visible"] >= 5
+    # d3 looks down from 3.4 s with her chin out of the picture and her eyes in it: those
+    # frames are watched for blinks (the look down is rejected as too long), and the zero
+    # image below is the one frame without evidence.
+    assert explained["blink"]["closures_rejected"].get("too_long", 0) >= 1
+    assert explained["frames_unusable"] == {"no_face": 1}
     assert tracker.explanation.frames["no_face"] == 1
     assert len(tracker.trace) == 81 and tracker.trace[-1]["face"] is False
     assert {"blink_ratios", "eye_changes", "head_shift", "blink_event", "parallax_residual",
