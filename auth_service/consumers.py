@@ -91,6 +91,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
                 samples_needed=session.target_samples, liveness_mode=session.metadata.get("liveness")
             )
         )
+        self.processor.created_at = time.monotonic() - (timezone.now() - session.created_at).total_seconds()
         self.limits = self.processor.config.limits
         self.lock = asyncio.Lock()
         self.finished = False

@@ -656,6 +656,9 @@ def refusal_report(refusals: list[dict]) -> list[str]:
         if all("projected_cpu" in r for r in cpu):
             lines.append(f"  a streaming session's expected CPU by phase {by_phase('projected_cpu')}; "
                          f"seconds a session spends in each phase {by_phase('phase_seconds')}")
+        if all("waiting_cpu" in r for r in cpu):
+            lines.append(f"  a session not streaming yet: {median('waiting_cpu'):.4f} of a core "
+                         f"(set up in {median('setup_seconds'):.2f} s from creation to first frame)")
         others = sorted(cpu, key=lambda r: r["others"])
         most = others[-1]
         workers = ", ".join(f"{w['cpu']:.2f} / {w['host_cpu']:.2f}" for w in most.get("workers", []))

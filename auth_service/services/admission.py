@@ -31,7 +31,7 @@ next session's life (``CostModel.projected``): the rest of its phase, its later 
 its successor at the average; its phase's cost right now would count a crowd in its costliest
 phase, seeking blinks together, as if it stayed there. Open sessions that are not streaming
 (created, connecting) and the new one are counted at what a session costs over its life (the
-measured mix of phases).
+measured mix of phases), less what remains of their setup (``CostModel.waiting``).
 
 Why the model before this one refused sessions with the host about 60% busy (issue 19): it
 counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
@@ -172,6 +172,8 @@ class WorkerLoad:
     wait_p95: float  # seconds frames waited for an engine thread, over WINDOW_SECONDS
     frames_in_window: int  # frames behind that percentile
     phases: dict[str, PhaseLoad] = field(default_factory=dict)
+    # From creation to the first frame, summed over the sessions that started in the window.
+    setup_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         # From the cache the phases come back as plain dicts.
@@ -206,6 +208,7 @@ class _Bucket:
     host_busy: float
     frames: int
     phases: dict[str, list[float]]  # phase -> [frames, engine seconds, session seconds, started]
+    setup_seconds: float
 
 
 @dataclass
@@ -222,6 +225,7 @@ class EngineLoad:
         self._waits: deque[tuple[float, float]] = deque()  # (started at, seconds waited)
         self._buckets: deque[_Bucket] = deque()
         self._open = self._new_phases()  # the current interval's per-phase sums
+        self._open_setup = 0.0  # the current interval's sessions' seconds from creation to first frame
         # Frame pipeline -> its phase now; weak, so a pipeline whose socket went is dropped.
         self._streams: weakref.WeakKeyDictionary[Any, _Stream] = weakref.WeakKeyDictionary()
         self._published_at = 0.0
@@ -274,6 +278,9 @@ class EngineLoad:
                 sums[2] += min(gap, STREAM_IDLE_SECONDS)
                 if stream is None:
                     sums[3] += 1
+                    created_at = getattr(owner, "created_at", None)
+                    if created_at is not None:
+                        self._open_setup += min(max(0.0, ended - created_at), STARTING_SESSION_SECONDS)
                 if finished:
                     self._streams.pop(owner, None)
                 else:
@@ -292,8 +299,9 @@ class EngineLoad:
                 at=now, seconds=now - self._published_at, cpu=cpu - self._published_cpu,
                 serving_cpu=serving - self._published_serving, host_busy=host - self._published_host,
                 frames=int(sum(sums[0] for sums in self._open.values())), phases=self._open,
+                setup_seconds=self._open_setup,
             ))
-        self._open = self._new_phases()
+        self._open, self._open_setup = self._new_phases(), 0.0
         while self._buckets and self._buckets[0].at - self._buckets[0].seconds < now - PHASE_WINDOW:
             self._buckets.popleft()
         streaming: dict[str, int] = dict.fromkeys(PHASES, 0)
@@ -325,6 +333,7 @@ class EngineLoad:
                 )
                 for phase in PHASES
             },
+            setup_seconds=sum(b.setup_seconds for b in buckets),
         )
         self._published_at, self._published_cpu = now, cpu
         self._published_serving, self._published_host = serving, host
@@ -382,6 +391,7 @@ class CostModel:
     streaming: dict[str, int]  # sessions streaming now, by phase
     # Mean seconds a session spends in each phase (empty until enough sessions started).
     durations: dict[str, float] = field(default_factory=dict)
+    setup: float = 0.0  # mean seconds from a session's creation to its first frame (0 until measured)
 
     @classmethod
     def from_loads(cls, loads: Iterable[WorkerLoad], max_fps: int) -> CostModel:
@@ -399,8 +409,11 @@ class CostModel:
         # Sessions skip phases (head movement often comes while the blink is sought): each
         # phase's time is shared among all the sessions that started, not those that entered it.
         started = sum(p.started for group in phases.values() for p in group)
-        durations = {phase: sum(p.session_seconds for p in group) / started for phase, group in phases.items()
-                     } if started >= MIN_SESSIONS_STARTED else {}
+        durations, setup = {}, 0.0
+        if started >= MIN_SESSIONS_STARTED:
+            durations = {phase: sum(p.session_seconds for p in group) / started
+                         for phase, group in phases.items()}
+            setup = sum(load.setup_seconds for load in loads) / started
         serving_per_frame = serving / frames
         rate = min(max_fps, frames / session_time) if session_time else max_fps
         average = rate * cpu / frames
@@ -413,7 +426,7 @@ class CostModel:
             share = sum(p.engine_seconds for p in group) / engine_time
             per_frame = serving_per_frame + (cpu - serving) * share / count
             per_phase[phase] = min(max_fps, count / seconds) * per_frame
-        return cls(per_phase, average, streaming, durations)
+        return cls(per_phase, average, streaming, durations, setup)
 
     def session(self, phase: str) -> float:
         """CPU seconds per second of a session in ``phase`` while it stays there."""
@@ -427,10 +440,11 @@ class CostModel:
     def projected(self, phase: str) -> float:
         """CPU seconds per second that a session now in ``phase`` takes over the next ``life``
         seconds, the span that a session admitted now will stream: what remains of this phase
-        (half a session's mean time in it), the later phases at their mean durations, and, once the
-        session has ended, the next session in its place at the average (a crowd that keeps
-        coming back). Counting every streaming session at its phase's cost right now refused
-        at the moments when most of them sought a blink at once: the costliest phase, with
+        (half a session's mean time in it), the later phases at their mean durations, and, once
+        the session has ended and its successor has been set up (created and connected:
+        ``setup``), the successor at the average (a crowd that keeps coming back). Counting
+        every streaming session at its phase's cost right now refused at the moments when
+        most of them sought a blink at once: the costliest phase, with
         6 of 8.5 streaming sessions in it at the refusals against 57% of the frames overall
         (issue 19: refusals with the host 69% busy). Until the durations are measured, the
         phase's own cost."""
@@ -442,12 +456,25 @@ class CostModel:
             stay = min(left, self.durations[later] / (2 if index == 0 else 1))
             spent += stay * self.session(later)
             left -= stay
+        left -= min(left, self.setup)
         return (spent + left * self.average) / horizon
+
+    @property
+    def waiting(self) -> float:
+        """CPU seconds per second that an open session not yet streaming takes over the next
+        ``life`` seconds: nothing for what remains of its setup (half the mean), then a session
+        of the measured mix. Counted at the full average, the sessions between creation and
+        first frame (1 in 8 of those open in bench/load.py, whose sessions stream 2.5 s and are
+        set up in 0.3-0.5 s) refused sessions with the host 74-78% busy."""
+        horizon = self.life
+        if horizon <= 0:
+            return self.average
+        return self.average * max(0.0, horizon - self.setup / 2) / horizon
 
     def demand(self, open_sessions: int) -> float:
         """CPU seconds per second that ``open_sessions`` sessions need: those streaming at
         what their phase lets expect (``projected``), the others (created, connecting, the new
-        one) at what a session costs over its life, the measured mix of phases (``average``).
+        one) at what a session costs over its life once set up (``waiting``).
         Admission commits to a whole session, and counting each new one at the costliest,
         first phase refused sessions with the host 70% busy whenever the sessions in sync (a
         crowd that arrived together) sought their blinks at once; the latency rule answers such seconds of
@@ -462,7 +489,7 @@ class CostModel:
         scale = min(1.0, open_sessions / streaming) if streaming else 1.0
         waiting = max(0, open_sessions - streaming)
         return sum(scale * count * self.projected(phase) for phase, count in self.streaming.items()) + (
-            waiting * self.average
+            waiting * self.waiting
         )
 
 
@@ -542,6 +569,7 @@ def _cpu_decision(model: CostModel, *, cores: int, sessions: int, others: float 
                 "session_cpu": {phase: round(model.session(phase), 4) for phase in PHASES},
                 "projected_cpu": {phase: round(model.projected(phase), 4) for phase in PHASES},
                 "phase_seconds": {phase: round(seconds, 2) for phase, seconds in model.durations.items()},
+                "setup_seconds": round(model.setup, 2), "waiting_cpu": round(model.waiting, 4),
                 "streaming": model.streaming,
             },
         )

@@ -263,6 +263,8 @@ class FrameProcessor:
         self._tokens = float(config.limits.frame_burst)
         self._tokens_at: float | None = None
         self._last_candidate_at: float | None = None
+        # When the session was created, on the monotonic clock (admission's setup time).
+        self.created_at: float | None = None
 
     # --- gates, on the event loop (cheap) ---
     def admit(self, now: float) -> None:

@@ -33,7 +33,8 @@ def _admission_on(settings):
 def publish(*, wait_p95: float = 0.02, cpu_per_second: float = 0.5, frames_per_second: float = 100.0,
             worker: str = "host-a:1", host: str = "host-a", cores: int = 2,
             host_cpu_per_second: float | None = None, serving_cpu_per_second: float = 0.0,
-            phases: dict[str, admission.PhaseLoad] | None = None, seconds: float = 10.0) -> None:
+            phases: dict[str, admission.PhaseLoad] | None = None, seconds: float = 10.0,
+            setup_seconds: float = 0.0) -> None:
     """What a worker publishes after measuring its engine (admission.EngineLoad), as rates
     over a window of ``seconds``; by default nothing else runs on its host."""
     host_cpu = cpu_per_second if host_cpu_per_second is None else host_cpu_per_second
@@ -41,7 +42,7 @@ def publish(*, wait_p95: float = 0.02, cpu_per_second: float = 0.5, frames_per_s
         worker=worker, host=host, cores=cores, seconds=seconds, cpu_seconds=cpu_per_second * seconds,
         serving_cpu_seconds=serving_cpu_per_second * seconds, host_busy_seconds=host_cpu * seconds,
         frames=round(frames_per_second * seconds), wait_p95=wait_p95, frames_in_window=500,
-        phases=phases or {},
+        phases=phases or {}, setup_seconds=setup_seconds,
     ))
 
 
@@ -174,6 +175,23 @@ def test_streaming_sessions_are_counted_at_what_their_phase_lets_expect_over_a_s
     assert not admission.decide(sessions=18).admit
 
 
+def test_the_time_sessions_take_to_be_set_up_is_not_counted_as_streaming(db):
+    # The mix above; the 20 sessions took 0.5 s each from creation to their first frame.
+    phases = mix(10, 0, 0)
+    phases["blink"] = dataclasses.replace(phases["blink"], started=20)
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases,
+            setup_seconds=20 * 0.5)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.setup == pytest.approx(0.5)
+    # A session collecting samples ends within 0.75 s; its successor streams 0.5 s later.
+    assert model.projected("samples") == pytest.approx((0.75 * 0.04333 + 3.75 * 0.1) / 5, abs=1e-4)
+    # A created session not streaming yet is half way through its setup, on average.
+    assert model.waiting == pytest.approx(0.1 * 4.75 / 5)
+    assert model.demand(12) == pytest.approx(10 * model.projected("blink") + 2 * model.waiting)
+    assert model.demand(12) < admission.CostModel(
+        model.per_phase, model.average, model.streaming, model.durations).demand(12)
+
+
 def test_until_enough_sessions_started_a_streaming_session_costs_what_its_phase_costs_now(db):
     phases = mix(4, 3, 3)
     phases["blink"] = dataclasses.replace(phases["blink"], started=admission.MIN_SESSIONS_STARTED - 1)
@@ -262,6 +280,21 @@ def test_frames_are_measured_by_the_phase_of_their_session(db, monkeypatch):
     # the measurements (the CPU clocks), is in no window.
     assert {phase: p.started for phase, p in published.phases.items()} == {
         "blink": 0, "parallax": 1, "samples": 1}
+
+
+def test_a_session_s_setup_is_measured_from_its_creation_to_its_first_frame(db, monkeypatch):
+    clock = _fake_monotonic(monkeypatch)
+    load = admission.EngineLoad()
+    load.measured(0.001, FakePipeline().process, clock, 0.01)  # starts the measurements
+    created = FakePipeline()
+    created.created_at = clock[0]
+    clock[0] += 0.4  # created, then connected: its first frame 0.4 s later
+    for _ in range(3):
+        load.measured(0.001, created.process, clock, 0.01)
+        clock[0] += 0.09
+    published = load._report(clock[0])
+    assert published.setup_seconds == pytest.approx(0.41)  # to the end of its first frame
+    assert sum(p.started for p in published.phases.values()) == 1
 
 
 def test_the_phase_is_read_from_the_frame_pipelines_liveness_tracker(settings):
