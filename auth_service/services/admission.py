@@ -463,9 +463,8 @@ class CostModel:
     def waiting(self) -> float:
         """CPU seconds per second that an open session not yet streaming takes over the next
         ``life`` seconds: nothing for what remains of its setup (half the mean), then a session
-        of the measured mix. Counted at the full average, the sessions between creation and
-        first frame (1 in 8 of those open in bench/load.py, whose sessions stream 2.5 s and are
-        set up in 0.3-0.5 s) refused sessions with the host 74-78% busy."""
+        of the measured mix. The full average would count the time between creation and first
+        frame (0.13-0.17 s of a 2.5 s session in bench/load.py) as if the session streamed."""
         horizon = self.life
         if horizon <= 0:
             return self.average

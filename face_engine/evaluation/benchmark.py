@@ -21,7 +21,7 @@ from face_engine.detect import TRACKING_MAX_SIDE, detect, landmarks
 from face_engine.embed import embed
 from face_engine.eyes import eye_state
 from face_engine.liveness import LivenessTracker
-from face_engine.models import load_models
+from face_engine.models import detector, iris_landmarker, load_models, recognizer
 from face_engine.pipeline import FaceTracker
 from face_engine.quality import quality
 from face_engine.video import fit_frame, video_frames
@@ -143,6 +143,9 @@ def run(videos: list[Path], *, per_video: int = 60) -> dict:
         "eye_model_frame_share": round(statistics.median(eye_shares), 2),
         "engine_rss_mb": engine_rss_mb,
         "peak_rss_mb": _peak_rss_mb(),
+        # What the networks computed in (models.inference_precision): figures differ with it.
+        "precision": {"YuNet": detector().precision, "SFace": recognizer().precision,
+                      "eye model": iris_landmarker().precision},
     }
 
 
@@ -172,5 +175,7 @@ def as_lines(figures: dict) -> list[str]:
         f"memory: {figures['engine_rss_mb']} MB after models and a session; "
         f"{figures['peak_rss_mb']} MB peak with the benchmark's own frames"
     )
+    lines.append("precision: " + ", ".join(f"{name} {value}" for name, value in figures["precision"].items())
+                 + " (FACEAUTH_INFERENCE_PRECISION)")
     return lines
 

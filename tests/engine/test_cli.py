@@ -92,6 +92,7 @@ def test_bench_prints_per_stage_figures(faces_dir):
     for stage in ("decode", "detect", "landmarks", "quality", "embed", "tracking_path"):
         assert figures["stages"][stage]["median_ms"] > 0
     assert figures["throughput_fps"]["two_threads"] > 0
+    assert figures["precision"]["YuNet"] == "f32" and figures["precision"]["SFace"] in ("bf16", "f32")
 
 
 @pytest.mark.parametrize("argv", [["liveness", "x.mp4", "--fps", "0"], ["liveness", "x.mp4", "--fps", "100"]])

@@ -115,12 +115,17 @@ def test_dequantize_follows_the_onnx_operator():
     assert np.allclose(blocks, [[0, 2, 6, 10], [0, 1, 1.2, 1.4]])
 
 
-def test_only_networks_measured_in_bfloat16_run_in_it(monkeypatch):
+def test_only_networks_measured_in_bfloat16_run_in_it_and_only_where_the_cpu_has_it(monkeypatch):
     monkeypatch.delenv("FACEAUTH_INFERENCE_PRECISION", raising=False)
+    native = "bf16" if models.cpu_has_bf16() else "f32"
+    assert models.recognizer().precision == native and models.iris_landmarker().precision == native
+    assert models.detector().precision == "f32"
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
     assert models.inference_precision(tolerates_bf16=True) == "bf16"
     assert models.inference_precision(tolerates_bf16=False) == "f32"
-    assert models.recognizer().precision == "bf16" and models.iris_landmarker().precision == "bf16"
-    assert models.detector().precision == "f32"
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
+    assert models.inference_precision(tolerates_bf16=True) == "f32"
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
     monkeypatch.setenv("FACEAUTH_INFERENCE_PRECISION", "F32")
     assert models.inference_precision(tolerates_bf16=True) == "f32"
     monkeypatch.setenv("FACEAUTH_INFERENCE_PRECISION", "fp16")
