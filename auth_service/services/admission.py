@@ -444,10 +444,9 @@ class CostModel:
         the session has ended and its successor has been set up (created and connected:
         ``setup``), the successor at the average (a crowd that keeps coming back). Counting
         every streaming session at its phase's cost right now refused at the moments when
-        most of them sought a blink at once: the costliest phase, with
-        6 of 8.5 streaming sessions in it at the refusals against 57% of the frames overall
-        (issue 19: refusals with the host 69% busy). Until the durations are measured, the
-        phase's own cost."""
+        most of them sought a blink at once: the costliest phase, with 6 of 8.5 streaming
+        sessions in it at the refusals against 57% of the frames overall (issue 19: refusals
+        with the host 69% busy). Until the durations are measured, the phase's own cost."""
         horizon = self.life
         if horizon <= 0:
             return self.session(phase)
@@ -473,11 +472,11 @@ class CostModel:
     def demand(self, open_sessions: int) -> float:
         """CPU seconds per second that ``open_sessions`` sessions need: those streaming at
         what their phase lets expect (``projected``), the others (created, connecting, the new
-        one) at what a session costs over its life once set up (``waiting``).
-        Admission commits to a whole session, and counting each new one at the costliest,
-        first phase refused sessions with the host 70% busy whenever the sessions in sync (a
-        crowd that arrived together) sought their blinks at once; the latency rule answers such seconds of
-        backlog if they last.
+        one) at what a session costs over its life once set up (``waiting``). Admission
+        commits to a whole session, and counting each new one at the costliest, first phase
+        refused sessions with the host 70% busy whenever the sessions in sync (a crowd that
+        arrived together) sought their blinks at once; the latency rule answers such seconds
+        of backlog if they last.
 
         The streaming counts are each worker's last publication, up to PUBLISH_INTERVAL old,
         while ``open_sessions`` is the database's count now: counts above it are scaled down
