@@ -362,6 +362,7 @@ class Run:
     cpu_seconds: dict[int, float]  # per server process
     rss_mb: dict[int, float]
     rss_growth: dict[int, float | None]  # after warm-up to the end, share
+    pss_mb: dict[int, float]  # at the end: pages shared with other processes count a share each
     generator_cpu_seconds: float  # this process: the simulated users
     host_busy_seconds: float  # every core of the host, all processes
     threads: dict[int, dict[str, float]] = field(default_factory=dict)  # pid -> role -> CPU seconds
@@ -432,6 +433,10 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
     threads_after = _thread_cpu(processes)
     after = _cpu([*processes, generator])
     host_after = psutil.cpu_times()
+    pss_mb = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            pss_mb[process.pid] = process.memory_full_info().pss / 2**20
     growth = {}
     for pid, samples in rss_samples.items():
         warm = samples[len(samples) // 5:] if len(samples) >= 5 else []
@@ -442,6 +447,7 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
                      for pid in before if pid != generator.pid},
         rss_mb={pid: samples[-1] for pid, samples in rss_samples.items() if samples},
         rss_growth=growth,
+        pss_mb=pss_mb,
         generator_cpu_seconds=after[generator.pid] - before[generator.pid],
         host_busy_seconds=_busy(host_after) - _busy(host),
         threads={pid: _thread_roles(pid, threads_before.get(pid, {}), threads_after[pid],
@@ -608,7 +614,7 @@ def report(run: Run, server: Server) -> list[str]:
         growth = run.rss_growth.get(pid)
         lines.append(
             f"server process {pid} ({names.get(pid, '?')}): CPU {100 * cpu / run.duration:.0f}% of a core, "
-            f"RSS {run.rss_mb.get(pid, float('nan')):.0f} MB"
+            f"RSS {run.rss_mb.get(pid, float('nan')):.0f} MB (PSS {run.pss_mb.get(pid, float('nan')):.0f})"
             + (f", RSS growth after warm-up {100 * growth:+.1f}%" if growth is not None else "")
         )
     if figures.answered:

@@ -154,13 +154,15 @@ class FaceTracker:
         config = self.config
         if scale != 1:
             config = dataclasses.replace(config, min_face_px=math.ceil(config.min_face_px / scale))
-        analysis = self._followed(image, gray, scale, config) if follow else None
-        detected = analysis is None
-        if analysis is None:
+        followed = self._followed(image, gray, scale, config) if follow else None
+        detected = followed is None
+        if followed is None:
             self.detections += 1
-            analysis = _detected(image, gray, config)
+            analysis, patch = _detected(image, gray, config), None
+        else:
+            analysis, patch = followed
         previous = self._track
-        self._remember(analysis, gray, scale, detected)
+        self._remember(analysis, gray, scale, detected, patch)
         track = self._track
         continued = track is not None and previous is not None and (
             not detected or (
@@ -172,8 +174,9 @@ class FaceTracker:
 
     def _followed(
         self, image: np.ndarray, gray: np.ndarray, scale: int, config: QualityConfig
-    ) -> FrameAnalysis | None:
-        """The frame analysed by following the track, or None when it must be detected."""
+    ) -> tuple[FrameAnalysis, np.ndarray] | None:
+        """The frame analysed by following the track, with the face's appearance patch, or
+        None when it must be detected."""
         track = self._track
         if track is None or track.frames_since_detection + 1 >= self.redetect_every:
             return None
@@ -195,7 +198,8 @@ class FaceTracker:
         box = Box(round(centre[0] - width / 2), round(centre[1] - height / 2), round(width), round(height))
         keypoints = (_five_points(points) + track.keypoint_offsets * spread).astype(np.float32)
         face = _scaled_face(Face(box, track.face.score, keypoints), 1 / scale)
-        if _correlation(_patch(gray, face.box), track.patch) < MIN_TRACK_CORRELATION:
+        patch = _patch(gray, face.box)
+        if _correlation(patch, track.patch) < MIN_TRACK_CORRELATION:
             return None
         analysis = _analysis(image, gray, [face], marks, config)
         # A face at the edge of the picture, too small or gone is the detector's call: a box
@@ -203,14 +207,19 @@ class FaceTracker:
         # for "partially visible" dropped a blink in progress (camera shake, liveportrait_d3).
         if _UNTRACKABLE & set(analysis.quality.codes):
             return None
-        return analysis
+        return analysis, patch
 
-    def _remember(self, analysis: FrameAnalysis, gray: np.ndarray, scale: int, detected: bool) -> None:
+    def _remember(
+        self, analysis: FrameAnalysis, gray: np.ndarray, scale: int, detected: bool,
+        patch: np.ndarray | None,
+    ) -> None:
+        """Keeps the frame's face as the track (``patch``: its appearance, when already taken)."""
         face, marks = analysis.face, analysis.landmarks
         if face is None or marks is None or _UNTRACKABLE & set(analysis.quality.codes):
             self._track = None
             return
-        patch = _patch(gray, face.box)
+        if patch is None:
+            patch = _patch(gray, face.box)
         face = _scaled_face(face, scale)
         points = marks.points * scale
         if detected or self._track is None:

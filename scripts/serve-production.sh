@@ -35,6 +35,7 @@ echo "FaceAuth: $WEB_CONCURRENCY workers x $FACEAUTH_ENGINE_THREADS engine threa
 # other idled. (Another server bound to the same port would share its connections: the
 # script's port must be this server's alone.)
 exec .venv/bin/gunicorn config.asgi:application \
+    --config python:config.gunicorn \
     --worker-class config.workers.FaceAuthWorker \
     --workers "$WEB_CONCURRENCY" \
     --reuse-port \
