@@ -10,11 +10,12 @@ if TYPE_CHECKING:
 
 
 def on_starting(server: Arbiter) -> None:
-    """Loads dlib's 68-point model in the master, before it forks the workers.
+    """Loads the 68-point landmark model in the master, before it forks the workers: dlib's
+    trees parsed into 67 MB of arrays and their fit compiled (face_engine/shape_model.py).
 
-    Nothing writes to the model after loading, so the forked workers share its pages instead
-    of each loading a copy: about 80 MB less per worker (``bench/load.py`` prints each
-    process's PSS). The networks (OpenVINO) are not loaded here: their threads would not
+    Nothing writes to the arrays after loading, so the forked workers share their pages
+    instead of each loading a copy, and none compiles the fit again (``bench/load.py`` prints
+    each process's PSS). The networks (OpenVINO) are not loaded here: their threads would not
     survive a fork, so each worker's engine threads load them as before."""
     from face_engine.models import shape_predictor
 

@@ -1,11 +1,11 @@
-"""Face detection (YuNet), 68-point landmarks (dlib) and head pose (solvePnP)."""
+"""Face detection (YuNet), 68-point landmarks (dlib's model, face_engine/shape_model.py) and head
+pose (solvePnP)."""
 
 from __future__ import annotations
 
 import math
 
 import cv2
-import dlib
 import numpy as np
 
 from face_engine import models
@@ -118,19 +118,22 @@ def landmarks(image: np.ndarray, face: Face, *, gray: np.ndarray | None = None) 
     Pass ``gray`` (the image in grayscale) when you already have it."""
     if gray is None:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    box = face.box
-    half = _BOX_SIDE_FACTOR * max(box.width, box.height) / 2
-    cx = box.x + box.width / 2
-    cy = box.y + box.height / 2 + _BOX_SHIFT_DOWN * box.height
-    rect = dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
-    shape = models.shape_predictor()(gray, rect)
-    points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    points = models.shape_predictor().fit(gray, *landmark_box(face))
     return Landmarks(
         points=points,
         left_ear=eye_aspect_ratio(points[_LEFT_EYE]),
         right_ear=eye_aspect_ratio(points[_RIGHT_EYE]),
         pose=head_pose(points, image.shape[1], image.shape[0]),
     )
+
+
+def landmark_box(face: Face) -> tuple[int, int, int, int]:
+    """The square the 68-point model fits ``face`` in: left, top, right, bottom (inclusive)."""
+    box = face.box
+    half = _BOX_SIDE_FACTOR * max(box.width, box.height) / 2
+    cx = box.x + box.width / 2
+    cy = box.y + box.height / 2 + _BOX_SHIFT_DOWN * box.height
+    return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
 
 
 def eye_aspect_ratio(eye: np.ndarray) -> float:

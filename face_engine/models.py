@@ -14,7 +14,8 @@ bench/blink_bench.py, 2.1 ms instead of 3.0). YuNet's key points moved in bfloat
 with them the alignment of some faces; MiniFASNet's logits moved by up to 0.14.
 
 One compiled network per process serves every thread: it has one stream per core, and each
-thread runs on its own inference request. dlib's shape predictor is stateless and shared."""
+thread runs on its own inference request. dlib's 68-point model (``shape_model.ShapeModel``)
+is stateless and shared."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
 
-import dlib
 import numpy as np
 
 from face_engine.errors import ModelError
+from face_engine.shape_model import ShapeModel
 
 
 @dataclass(frozen=True)
@@ -321,18 +322,19 @@ def iris_landmarker() -> Network:
 
 
 _predictor_lock = threading.Lock()
-_predictor: dlib.shape_predictor | None = None
+_predictor: ShapeModel | None = None
 
 
-def shape_predictor() -> dlib.shape_predictor:
-    """The process-wide dlib 68-point shape predictor."""
+def shape_predictor() -> ShapeModel:
+    """The process-wide dlib 68-point shape predictor, verified, parsed and compiled."""
     global _predictor
     if _predictor is None:
         with _predictor_lock:
             if _predictor is None:
-                model_bytes(SHAPE_68)  # verify before dlib parses it
-                model_bytes.cache_clear()  # 100 MB: do not keep the bytes once verified
-                _predictor = dlib.shape_predictor(str(SHAPE_68.path))
+                predictor = ShapeModel(model_bytes(SHAPE_68))
+                model_bytes.cache_clear()  # 100 MB: do not keep the bytes once parsed
+                predictor.fit(np.zeros((8, 8), np.uint8), 0, 0, 7, 7)  # compile (or load) the fit now
+                _predictor = predictor
     return _predictor
 
 

@@ -14,16 +14,18 @@ from functools import partial
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from face_engine.antispoof import real_probability
 from face_engine.decode import decode
-from face_engine.detect import TRACKING_MAX_SIDE, detect, landmarks
+from face_engine.detect import TRACKING_MAX_SIDE, detect, landmark_box, landmarks
 from face_engine.embed import embed
 from face_engine.eyes import eye_state
 from face_engine.liveness import LivenessTracker
-from face_engine.models import detector, iris_landmarker, load_models, recognizer
+from face_engine.models import SHAPE_68, detector, iris_landmarker, load_models, recognizer, shape_predictor
 from face_engine.pipeline import FaceTracker
 from face_engine.quality import quality
+from face_engine.types import Face
 from face_engine.video import fit_frame, video_frames
 
 JPEG_QUALITY = 80  # what the browser client sends (canvas.toDataURL('image/jpeg', 0.8))
@@ -125,6 +127,7 @@ def run(videos: list[Path], *, per_video: int = 60) -> dict:
     throughput(1)  # warm every thread's models before timing
     one = statistics.median(throughput(1) for _ in range(3))
     two = statistics.median(throughput(2) for _ in range(3))
+    fits = _landmark_fit_rates(with_face)
 
     decode_median = statistics.median(stages["decode"])
     stages["tracking_path"] = tracking
@@ -139,6 +142,7 @@ def run(videos: list[Path], *, per_video: int = 60) -> dict:
         },
         "throughput_fps": {"one_thread": round(one, 1), "two_threads": round(two, 1)},
         "two_thread_speedup": round(two / one, 2),
+        "landmark_fits_per_s": fits,
         # Share of a session's frames on which the eye model ran, median over the clips.
         "eye_model_frame_share": round(statistics.median(eye_shares), 2),
         "engine_rss_mb": engine_rss_mb,
@@ -147,6 +151,41 @@ def run(videos: list[Path], *, per_video: int = 60) -> dict:
         "precision": {"YuNet": detector().precision, "SFace": recognizer().precision,
                       "eye model": iris_landmarker().precision},
     }
+
+
+def _landmark_fit_rates(with_face: list[tuple[np.ndarray, Face]]) -> dict[str, dict[str, float]]:
+    """Landmark fits a second on one thread and on two of one process (as a worker's two
+    engine threads run them), by the engine's shape model and by dlib's own binding, which
+    holds the GIL for a whole fit."""
+    import dlib
+
+    reference = dlib.shape_predictor(str(SHAPE_68.path))
+    model = shape_predictor()
+    boxes = []
+    for image, face in with_face:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        boxes.append((gray, landmark_box(face)))
+
+    def by_model() -> None:
+        for gray, box in boxes:
+            model.fit(gray, *box)
+
+    def by_dlib() -> None:
+        for gray, box in boxes:
+            reference(gray, dlib.rectangle(*box))
+
+    def rate(fit_all: Callable[[], None], threads: int) -> float:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda _: fit_all(), range(threads)))
+        return threads * len(boxes) / (time.perf_counter() - start)
+
+    rates = {}
+    for name, fit_all in (("shape model", by_model), ("dlib binding", by_dlib)):
+        fit_all()  # warm
+        rates[name] = {f"{threads}": round(statistics.median(rate(fit_all, threads) for _ in range(3)))
+                       for threads in (1, 2)}
+    return rates
 
 
 def _peak_rss_mb() -> float:
@@ -171,6 +210,9 @@ def as_lines(figures: dict) -> list[str]:
         f"throughput: {rates['one_thread']} frames/s on 1 thread, {rates['two_threads']} on 2 "
         f"(x{figures['two_thread_speedup']})"
     )
+    lines.append("landmark fits/s on 1 and 2 threads of one process: " + "; ".join(
+        f"{name} {rates['1']} and {rates['2']}" for name, rates in figures["landmark_fits_per_s"].items()
+    ))
     lines.append(
         f"memory: {figures['engine_rss_mb']} MB after models and a session; "
         f"{figures['peak_rss_mb']} MB peak with the benchmark's own frames"

@@ -3,7 +3,7 @@ uvicorn worker) on one PostgreSQL database and one Redis, as a load balancer wou
 client over them: a session created through worker A streams on worker B and completes, a
 cancel sent to A closes B's socket with 4012, and the status is right on both. Within one
 server, gunicorn's workers share the connections evenly (each its own listening socket) and
-the master's copy of dlib's landmark model (config/gunicorn.py)."""
+the master's copy of the landmark model (config/gunicorn.py)."""
 
 from __future__ import annotations
 
@@ -182,6 +182,7 @@ def test_one_servers_workers_share_its_connections_and_the_landmark_model(tmp_pa
     assert len(held) == 2 and sum(held.values()) == 40, held
     # Binomial(40, 1/2): fewer than 10 on either worker happens once in 1,500 runs.
     assert min(held.values()) >= 10, held
-    # dlib's model, loaded by the master before the fork, keeps about 80 MB of each worker's
-    # memory shared with the others (9 MB when each worker loaded its own copy).
+    # The landmark model (64 MiB of arrays) and its compiled fit, loaded by the master before
+    # the fork, keep about 88 MiB of each worker's memory shared with the others (9 MB when
+    # each worker loaded its own copy of dlib's).
     assert len(shared) == 2 and min(shared.values()) > 50 * 2**20, shared

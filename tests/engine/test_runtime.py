@@ -2,11 +2,14 @@
 module computes on the same verified model files: the calibrated match thresholds and the
 liveness figures were measured through OpenCV. In float32 they agree to the rounding; SFace
 in bfloat16 (on CPUs with bfloat16 units) gives the same embeddings to within a cosine of
-0.999 (0.99928 at the least on 190 faces of ../shared/faces)."""
+0.999 (0.99928 at the least on 190 faces of ../shared/faces). dlib's 68-point model runs on
+face_engine/shape_model.py's compiled code and must give dlib's own points, exactly."""
 
 import importlib
+import threading
 
 import cv2
+import dlib
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ import face_engine as fe
 from face_engine import models
 from face_engine.cli import load_image
 from face_engine.errors import ModelError
+from face_engine.shape_model import ShapeModel
 from face_engine.video import video_frames
 
 detect_module = importlib.import_module("face_engine.detect")
@@ -144,3 +148,81 @@ def test_a_recurring_input_size_gets_its_own_network_with_the_same_results():
     # A size met once stays on the general network.
     network.run(rng.uniform(0, 255, (1, 3, 64, 64)).astype(np.float32))
     assert (1, 3, 64, 64) not in network._fixed
+
+
+@pytest.fixture(scope="module")
+def dlib_predictor() -> dlib.shape_predictor:
+    return dlib.shape_predictor(str(models.SHAPE_68.path))
+
+
+def _dlib_points(
+    predictor: dlib.shape_predictor, gray: np.ndarray, box: tuple[int, int, int, int]
+) -> np.ndarray:
+    shape = predictor(gray, dlib.rectangle(*box))
+    return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
+
+def test_landmarks_are_dlibs_on_the_shared_faces(detector_inputs, dlib_predictor):
+    """On every face of the photos and clip frames, at the engine's box and boxes shifted and
+    scaled around it (as the tracker's followed boxes are), the same 68 points as dlib."""
+    model = models.shape_predictor()
+    fits = 0
+    for image in detector_inputs:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        for face in fe.detect(image):
+            left, top, right, bottom = detect_module.landmark_box(face)
+            for dx, dy, grow in ((0, 0, 0), (5, -3, 0), (-9, 4, 6), (2, 7, -8)):
+                corners = (left + dx - grow, top + dy - grow, right + dx + grow, bottom + dy + grow)
+                assert np.array_equal(model.fit(gray, *corners), _dlib_points(dlib_predictor, gray, corners))
+                fits += 1
+    assert fits > 400
+
+
+def test_landmarks_are_dlibs_on_any_picture_and_box(dlib_predictor):
+    """Noise, gradients and boxes partly or wholly outside the picture (the features read 0
+    there), large and tiny: dlib's points every time."""
+    model = models.shape_predictor()
+    rng = np.random.default_rng(11)
+    for trial in range(400):
+        height, width = rng.integers(16, 400, size=2)
+        if trial % 2:
+            gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        else:
+            ys, xs = np.mgrid[0:height, 0:width]
+            gray = ((xs * rng.uniform(0, 3) + ys * rng.uniform(0, 3)) % 256).astype(np.uint8)
+        side = int(rng.integers(2, 2 * max(height, width)))
+        left, top = int(rng.integers(-side, width)), int(rng.integers(-side, height))
+        corners = (left, top, left + side, top + side)
+        assert np.array_equal(model.fit(gray, *corners), _dlib_points(dlib_predictor, gray, corners)), trial
+
+
+def test_landmarks_fit_in_parallel_threads_with_the_same_points():
+    """The fit runs without the GIL; threads sharing the model get what one thread gets."""
+    model = models.shape_predictor()
+    rng = np.random.default_rng(3)
+    grays = [rng.integers(0, 256, (120, 160), dtype=np.uint8) for _ in range(8)]
+    alone = [model.fit(gray, 20, 10, 120, 110) for gray in grays]
+    results: dict[int, list[np.ndarray]] = {}
+
+    def fit_all(index: int) -> None:
+        results[index] = [model.fit(gray, 20, 10, 120, 110) for gray in grays * 10]
+
+    threads = [threading.Thread(target=fit_all, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for fitted in results.values():
+        assert all(np.array_equal(a, b) for a, b in zip(fitted, alone * 10, strict=True))
+
+
+def test_a_damaged_landmark_model_file_is_refused():
+    data = models.SHAPE_68.path.read_bytes()
+    with pytest.raises(ValueError, match="corrupt|not a dlib"):
+        ShapeModel(data[: len(data) // 2])  # truncated
+    with pytest.raises(ValueError, match="not a dlib"):
+        ShapeModel(b"\x01\x02" + data[2:])  # another version
+    with pytest.raises(ValueError, match="trailing"):
+        ShapeModel(data + b"\x00")
+    with pytest.raises(ValueError, match="uint8 grey"):
+        models.shape_predictor().fit(np.zeros((4, 4, 3), np.uint8), 0, 0, 3, 3)
