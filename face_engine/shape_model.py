@@ -1,13 +1,13 @@
 """dlib's 68-point shape predictor (an ensemble of regression trees, Kazemi & Sullivan 2014),
 read from dlib's own model file and run by code compiled with numba.
 
-Why not dlib's Python binding: it holds the GIL for the whole fit (1.6 ms here), so two
+Why not dlib's Python binding: it holds the GIL for the whole fit (1.2-2.8 ms here), so two
 engine threads of one worker fitting landmarks ran one after the other, and the event loop
 waited behind them. This runs the same model with the GIL released. It computes what dlib
 computes, step by step in the same arithmetic (float32 shapes and features, float64 for the
 similarity and image transforms, coordinates rounded as dlib rounds them), so the points are
-dlib's: tests/engine/test_shape_model.py compares both on every frame of the shared clips
-and on generated variations.
+dlib's: tests/engine/test_runtime.py compares both on every face of the shared photos and
+clip frames, at boxes moved around the engine's, and on random pictures and boxes.
 
 The file is dlib's serialisation: integers in a variable-length form (a control byte whose
 low nibble is the byte count and whose high bit is the sign, then the bytes little-endian),
@@ -16,14 +16,33 @@ matrices as minus their row and column counts then the items."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 
 _FILE_VERSION = 1
 
 
-@numba.njit(cache=True)
+def _jit(*, nogil: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """numba's compilation, cached on disk where numba finds a writable place (the package's
+    __pycache__, the user's cache directory, or NUMBA_CACHE_DIR); where it finds none, numba
+    refuses to cache, and the functions are compiled again at each start (a few seconds)."""
+
+    def compiled(function: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(cache=True, nogil=nogil)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=nogil)(function)
+
+    return compiled
+
+
+@_jit()
 def _integer(data: np.ndarray, position: int) -> tuple[int, int]:
+    if position >= data.shape[0]:
+        raise ValueError("corrupt shape predictor file: truncated")
     control = data[position]
     size = control & 0x0F
     if size > 8 or position + 1 + size > data.shape[0]:
@@ -36,7 +55,7 @@ def _integer(data: np.ndarray, position: int) -> tuple[int, int]:
     return value, position + 1 + size
 
 
-@numba.njit(cache=True)
+@_jit()
 def _float(data: np.ndarray, position: int) -> tuple[np.float32, int]:
     mantissa, position = _integer(data, position)
     exponent, position = _integer(data, position)
@@ -45,7 +64,7 @@ def _float(data: np.ndarray, position: int) -> tuple[np.float32, int]:
     return np.float32(mantissa * 2.0 ** exponent), position
 
 
-@numba.njit(cache=True)
+@_jit()
 def _column(data: np.ndarray, position: int, length: int, into: np.ndarray) -> int:
     """Reads a matrix<float,0,1> of ``length`` rows into ``into``."""
     rows, position = _integer(data, position)
@@ -57,7 +76,7 @@ def _column(data: np.ndarray, position: int, length: int, into: np.ndarray) -> i
     return position
 
 
-@numba.njit(cache=True)
+@_jit()
 def _expect(data: np.ndarray, position: int, value: int) -> int:
     found, position = _integer(data, position)
     if found != value:
@@ -65,7 +84,7 @@ def _expect(data: np.ndarray, position: int, value: int) -> int:
     return position
 
 
-@numba.njit(cache=True)
+@_jit()
 def _parse(data: np.ndarray):  # noqa: ANN202 - numba returns a tuple of arrays
     """The model's arrays: initial shape, split indices and thresholds, leaf values per
     cascade and tree, and each cascade's feature pixels (anchor landmark and offset)."""
@@ -126,7 +145,7 @@ def _parse(data: np.ndarray):  # noqa: ANN202 - numba returns a tuple of arrays
     return initial, first, second, thresholds, values, anchors, deltas
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit(nogil=True)
 def _fit(
     gray: np.ndarray, left: float, top: float, right: float, bottom: float,
     initial: np.ndarray, first: np.ndarray, second: np.ndarray, thresholds: np.ndarray,

@@ -10,6 +10,7 @@ import threading
 
 import cv2
 import dlib
+import numba
 import numpy as np
 import pytest
 
@@ -17,7 +18,7 @@ import face_engine as fe
 from face_engine import models
 from face_engine.cli import load_image
 from face_engine.errors import ModelError
-from face_engine.shape_model import ShapeModel
+from face_engine.shape_model import ShapeModel, _jit
 from face_engine.video import video_frames
 
 detect_module = importlib.import_module("face_engine.detect")
@@ -218,11 +219,22 @@ def test_landmarks_fit_in_parallel_threads_with_the_same_points():
 
 def test_a_damaged_landmark_model_file_is_refused():
     data = models.SHAPE_68.path.read_bytes()
-    with pytest.raises(ValueError, match="corrupt|not a dlib"):
-        ShapeModel(data[: len(data) // 2])  # truncated
+    for end in (len(data) // 2, len(data) - 1, 1, 0):  # truncated, at or inside an integer
+        with pytest.raises(ValueError, match="corrupt|not a dlib"):
+            ShapeModel(data[:end])
     with pytest.raises(ValueError, match="not a dlib"):
         ShapeModel(b"\x01\x02" + data[2:])  # another version
     with pytest.raises(ValueError, match="trailing"):
         ShapeModel(data + b"\x00")
     with pytest.raises(ValueError, match="uint8 grey"):
         models.shape_predictor().fit(np.zeros((4, 4, 3), np.uint8), 0, 0, 3, 3)
+
+
+def test_the_fit_compiles_where_numba_has_nowhere_to_cache_it():
+    """A function numba cannot cache (here: no source file, as code in a read-only place with
+    no writable cache directory) is compiled all the same."""
+    namespace: dict = {}
+    exec("def add_one(x):\n    return x + 1\n", namespace)  # noqa: S102 - a function with no file
+    with pytest.raises(RuntimeError, match="cannot cache"):
+        numba.njit(cache=True)(namespace["add_one"])
+    assert _jit(nogil=True)(namespace["add_one"])(41) == 42
