@@ -331,7 +331,10 @@ def shape_predictor() -> ShapeModel:
     if _predictor is None:
         with _predictor_lock:
             if _predictor is None:
-                predictor = ShapeModel(model_bytes(SHAPE_68))
+                try:
+                    predictor = ShapeModel(model_bytes(SHAPE_68))
+                except ValueError as exc:
+                    raise ModelError(f"model file {SHAPE_68.path} cannot be read: {exc}") from exc
                 model_bytes.cache_clear()  # 100 MB: do not keep the bytes once parsed
                 predictor.fit(np.zeros((8, 8), np.uint8), 0, 0, 7, 7)  # compile (or load) the fit now
                 _predictor = predictor

@@ -153,7 +153,7 @@ def run(videos: list[Path], *, per_video: int = 60) -> dict:
     }
 
 
-def _landmark_fit_rates(with_face: list[tuple[np.ndarray, Face]]) -> dict[str, dict[str, float]]:
+def _landmark_fit_rates(with_face: list[tuple[np.ndarray, Face]]) -> dict[str, dict[str, int]]:
     """Landmark fits a second on one thread and on two of one process (as a worker's two
     engine threads run them), by the engine's shape model and by dlib's own binding, which
     holds the GIL for a whole fit."""
@@ -183,7 +183,7 @@ def _landmark_fit_rates(with_face: list[tuple[np.ndarray, Face]]) -> dict[str, d
     rates = {}
     for name, fit_all in (("shape model", by_model), ("dlib binding", by_dlib)):
         fit_all()  # warm
-        rates[name] = {f"{threads}": round(statistics.median(rate(fit_all, threads) for _ in range(3)))
+        rates[name] = {str(threads): round(statistics.median(rate(fit_all, threads) for _ in range(3)))
                        for threads in (1, 2)}
     return rates
 

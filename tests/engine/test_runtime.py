@@ -230,6 +230,13 @@ def test_a_damaged_landmark_model_file_is_refused():
         models.shape_predictor().fit(np.zeros((4, 4, 3), np.uint8), 0, 0, 3, 3)
 
 
+def test_the_engine_reports_a_damaged_landmark_model_as_a_model_error(monkeypatch):
+    monkeypatch.setattr(models, "_predictor", None)
+    monkeypatch.setattr(models, "model_bytes", lambda model: b"\x01\x01\x81")  # cut inside the shape
+    with pytest.raises(ModelError, match="shape_predictor_68_face_landmarks.dat cannot be read: corrupt"):
+        models.shape_predictor()
+
+
 def test_the_fit_compiles_where_numba_has_nowhere_to_cache_it():
     """A function numba cannot cache (here: no source file, as code in a read-only place with
     no writable cache directory) is compiled all the same."""
