@@ -100,6 +100,8 @@ def _parse(data: np.ndarray):  # noqa: ANN202 - numba returns a tuple of arrays
     initial = np.empty(length, np.float32)
     for index in range(length):
         initial[index], position = _float(data, position)
+    if (initial[0::2] == initial[0]).all() and (initial[1::2] == initial[1]).all():
+        raise ValueError("corrupt shape predictor file: the initial shape is a single point")
     cascades, position = _integer(data, position)
     # The first tree's sizes fix the arrays; every other tree must match them.
     trees, after = _integer(data, position)
@@ -145,6 +147,13 @@ def _parse(data: np.ndarray):  # noqa: ANN202 - numba returns a tuple of arrays
     return initial, first, second, thresholds, values, anchors, deltas
 
 
+@_jit()
+def _image_pixel(value: float, scale: float, offset: float) -> int:
+    """A coordinate of the unit square in the image, rounded to a whole pixel as dlib rounds
+    (half up)."""
+    return int(np.floor(scale * value + offset + 0.5))
+
+
 @_jit(nogil=True)
 def _fit(
     gray: np.ndarray, left: float, top: float, right: float, bottom: float,
@@ -161,48 +170,55 @@ def _fit(
     # The box maps the unit square to the image: (0, 0) to its top left corner and (1, 1)
     # to its bottom right one (dlib's corners are inclusive).
     scale_x, scale_y = right - left, bottom - top
+    # Every cascade needs the similarity transform from the initial shape to the current one
+    # (Umeyama's least squares, as dlib computes it), of which the features use the linear
+    # part. For 2x2 its rotation times its scale is [[a + d, b - c], [c - b, a + d]] over the
+    # initial shape's variance, with [[a, b], [c, d]] the two shapes' covariance. The initial
+    # shape's side (its points about their mean, its variance) is the same every time.
+    mean_fx = mean_fy = 0.0
+    for part in range(parts):
+        mean_fx += np.float64(initial[2 * part])
+        mean_fy += np.float64(initial[2 * part + 1])
+    mean_fx /= parts
+    mean_fy /= parts
+    from_x = np.empty(parts, np.float64)
+    from_y = np.empty(parts, np.float64)
+    sigma = 0.0
+    for part in range(parts):
+        from_x[part] = np.float64(initial[2 * part]) - mean_fx
+        from_y[part] = np.float64(initial[2 * part + 1]) - mean_fy
+        sigma += from_x[part] * from_x[part] + from_y[part] * from_y[part]
+    sigma /= parts
     for cascade in range(cascades):
-        # The similarity transform from the initial shape to the current one (Umeyama's
-        # least squares, as dlib computes it), of which the features need the linear part.
-        # For 2x2 its rotation times its scale is [[a + d, b - c], [c - b, a + d]] over the
-        # initial shape's variance, with [[a, b], [c, d]] the points' covariance.
-        mean_fx = mean_fy = mean_tx = mean_ty = 0.0
+        mean_tx = mean_ty = 0.0
         for part in range(parts):
-            mean_fx += np.float64(initial[2 * part])
-            mean_fy += np.float64(initial[2 * part + 1])
             mean_tx += np.float64(shape[2 * part])
             mean_ty += np.float64(shape[2 * part + 1])
-        mean_fx /= parts
-        mean_fy /= parts
         mean_tx /= parts
         mean_ty /= parts
-        sigma = a = b = c = d = 0.0
+        a = b = c = d = 0.0
         for part in range(parts):
-            fx = np.float64(initial[2 * part]) - mean_fx
-            fy = np.float64(initial[2 * part + 1]) - mean_fy
             tx = np.float64(shape[2 * part]) - mean_tx
             ty = np.float64(shape[2 * part + 1]) - mean_ty
-            sigma += fx * fx + fy * fy
-            a += tx * fx
-            b += tx * fy
-            c += ty * fx
-            d += ty * fy
-        sigma /= parts
+            a += tx * from_x[part]
+            b += tx * from_y[part]
+            c += ty * from_x[part]
+            d += ty * from_y[part]
         a /= parts
         b /= parts
         c /= parts
         d /= parts
-        m00 = np.float32((a + d) / sigma) if sigma != 0 else np.float32(1.0)
-        m01 = np.float32((b - c) / sigma) if sigma != 0 else np.float32(0.0)
-        m10 = np.float32((c - b) / sigma) if sigma != 0 else np.float32(0.0)
+        m00 = np.float32((a + d) / sigma)  # sigma > 0: _parse refuses a shape of one point
+        m01 = np.float32((b - c) / sigma)
+        m10 = np.float32((c - b) / sigma)
         for feature in range(features):
             anchor = anchors[cascade, feature]
             dx = deltas[cascade, feature, 0]
             dy = deltas[cascade, feature, 1]
             x = (m00 * dx + m01 * dy) + shape[2 * anchor]
             y = (m10 * dx + m00 * dy) + shape[2 * anchor + 1]
-            column = int(np.floor(scale_x * np.float64(x) + left + 0.5))
-            row = int(np.floor(scale_y * np.float64(y) + top + 0.5))
+            column = _image_pixel(np.float64(x), scale_x, left)
+            row = _image_pixel(np.float64(y), scale_y, top)
             if 0 <= column < width and 0 <= row < height:
                 pixels[feature] = np.float32(gray[row, column])
             else:
@@ -224,8 +240,8 @@ def _fit(
                 shape[index] += leaf[index]
     points = np.empty((parts, 2), np.float32)
     for part in range(parts):
-        points[part, 0] = np.floor(scale_x * np.float64(shape[2 * part]) + left + 0.5)
-        points[part, 1] = np.floor(scale_y * np.float64(shape[2 * part + 1]) + top + 0.5)
+        points[part, 0] = _image_pixel(np.float64(shape[2 * part]), scale_x, left)
+        points[part, 1] = _image_pixel(np.float64(shape[2 * part + 1]), scale_y, top)
     return points
 
 
@@ -234,9 +250,8 @@ class ShapeModel:
     loading: one instance serves every thread."""
 
     def __init__(self, data: bytes) -> None:
-        (self.initial, self._first, self._second, self._thresholds, self._values,
+        (self._initial, self._first, self._second, self._thresholds, self._values,
          self._anchors, self._deltas) = _parse(np.frombuffer(data, np.uint8))
-        self.parts = self.initial.shape[0] // 2
 
     def fit(self, gray: np.ndarray, left: int, top: int, right: int, bottom: int) -> np.ndarray:
         """The landmarks (parts x 2, float32 whole pixels) of the face in the box from
@@ -246,6 +261,6 @@ class ShapeModel:
             raise ValueError("the shape model takes a 2-D uint8 grey image")
         return _fit(
             np.ascontiguousarray(gray), float(left), float(top), float(right), float(bottom),
-            self.initial, self._first, self._second, self._thresholds, self._values,
+            self._initial, self._first, self._second, self._thresholds, self._values,
             self._anchors, self._deltas,
         )

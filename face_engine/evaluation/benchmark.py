@@ -119,10 +119,7 @@ def run(videos: list[Path], *, per_video: int = 60) -> dict:
     # Throughput: every clip as a session on the tracking path (with its identity embeddings),
     # on 1 thread and on 2 at once.
     def throughput(threads: int) -> float:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda _: _tracking_path(sessions), range(threads)))
-        return threads * len(stream) / (time.perf_counter() - start)
+        return _rate(lambda: _tracking_path(sessions), len(stream), threads)
 
     throughput(1)  # warm every thread's models before timing
     one = statistics.median(throughput(1) for _ in range(3))
@@ -174,18 +171,22 @@ def _landmark_fit_rates(with_face: list[tuple[np.ndarray, Face]]) -> dict[str, d
         for gray, box in boxes:
             reference(gray, dlib.rectangle(*box))
 
-    def rate(fit_all: Callable[[], None], threads: int) -> float:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda _: fit_all(), range(threads)))
-        return threads * len(boxes) / (time.perf_counter() - start)
-
     rates = {}
     for name, fit_all in (("shape model", by_model), ("dlib binding", by_dlib)):
         fit_all()  # warm
-        rates[name] = {str(threads): round(statistics.median(rate(fit_all, threads) for _ in range(3)))
-                       for threads in (1, 2)}
+        rates[name] = {
+            str(threads): round(statistics.median(_rate(fit_all, len(boxes), threads) for _ in range(3)))
+            for threads in (1, 2)
+        }
     return rates
+
+
+def _rate(work: Callable[[], object], items: int, threads: int) -> float:
+    """Items a second when ``threads`` threads each run ``work`` (``items`` items) at once."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: work(), range(threads)))
+    return threads * items / (time.perf_counter() - start)
 
 
 def _peak_rss_mb() -> float:

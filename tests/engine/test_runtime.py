@@ -226,6 +226,9 @@ def test_a_damaged_landmark_model_file_is_refused():
         ShapeModel(b"\x01\x02" + data[2:])  # another version
     with pytest.raises(ValueError, match="trailing"):
         ShapeModel(data + b"\x00")
+    # Two points, both at 0 (mantissa 0, exponent 0): no similarity transform can be fitted.
+    with pytest.raises(ValueError, match="single point"):
+        ShapeModel(b"\x01\x01\x81\x04\x81\x01" + b"\x00\x00" * 4)
     with pytest.raises(ValueError, match="uint8 grey"):
         models.shape_predictor().fit(np.zeros((4, 4, 3), np.uint8), 0, 0, 3, 3)
 
