@@ -501,7 +501,7 @@ def published_report(run: Run) -> list[str]:
         return []
     per_worker: dict[str, list[WorkerLoad]] = collections.defaultdict(list)
     costs: dict[str, list[float]] = collections.defaultdict(list)
-    demands, streaming = [], []
+    demands, streaming, used = [], [], []
     for read in run.published:
         try:
             loads = [WorkerLoad(**figures) for figures in read]
@@ -514,6 +514,7 @@ def published_report(run: Run) -> list[str]:
             costs[phase].append(model.session(phase))
         streaming.append(sum(model.streaming.values()))
         demands.append(model.demand(sum(model.streaming.values())))
+        used.append(sum(load.cpu_per_second for load in loads))
     if not demands:
         return []
     workers = ", ".join(
@@ -525,7 +526,7 @@ def published_report(run: Run) -> list[str]:
     return [f"published figures (medians of {len(demands)} reads): {workers}",
             f"  admission's view: a session's CPU by phase (cores) {phases}; "
             f"{statistics.median(streaming):.0f} streaming sessions need "
-            f"{statistics.median(demands):.2f} cores"]
+            f"{statistics.median(demands):.2f} cores (the workers used {statistics.median(used):.2f})"]
 
 
 # Roles of a worker's threads, by the OS-level names the server gives them

@@ -6,7 +6,8 @@
 # Needs DJANGO_SECRET_KEY, FACEAUTH_ENCRYPTION_KEY, DATABASE_URL (PostgreSQL) and REDIS_URL
 # (see README, "Production"). Sizing (README, "Capacity"): WEB_CONCURRENCY worker processes,
 # default one per core; FACEAUTH_ENGINE_THREADS engine threads in each, default 2;
-# FACEAUTH_DB_CONN_MAX_AGE, default 60 s here (persistent database connections).
+# FACEAUTH_DB_POOL_SIZE, default 10 here: each worker's pool of open database connections
+# (0: none; FACEAUTH_DB_CONN_MAX_AGE then keeps each thread's connection, default 60 s).
 # HOST and PORT choose the address (default 127.0.0.1:8000); extra arguments go to gunicorn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,13 @@ esac
 cores=$(nproc)
 export WEB_CONCURRENCY="${WEB_CONCURRENCY:-$cores}"
 export FACEAUTH_ENGINE_THREADS="${FACEAUTH_ENGINE_THREADS:-2}"
-# Keep database connections between calls: a new PostgreSQL connection for every progress
-# write took 8% of a worker's CPU under load (py-spy).
-export FACEAUTH_DB_CONN_MAX_AGE="${FACEAUTH_DB_CONN_MAX_AGE:-60}"
+# Keep database connections open between calls: a new PostgreSQL connection for every progress
+# write took 8% of a worker's CPU under load (py-spy), and Django serves each HTTP request on a
+# thread of its own, so only a pool keeps the connections of session creations.
+export FACEAUTH_DB_POOL_SIZE="${FACEAUTH_DB_POOL_SIZE:-10}"
+if [ "$FACEAUTH_DB_POOL_SIZE" = 0 ]; then
+    export FACEAUTH_DB_CONN_MAX_AGE="${FACEAUTH_DB_CONN_MAX_AGE:-60}"
+fi
 # Prometheus metrics of all workers are added up from per-process files in one directory,
 # emptied at each start (auth_service/metrics.py).
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/faceauth-metrics-${PORT:-8000}}"

@@ -1,7 +1,8 @@
 """Two production server processes (scripts/serve-production.sh: gunicorn with the FaceAuth
 uvicorn worker) on one PostgreSQL database and one Redis, as a load balancer would spread a
 client over them: a session created through worker A streams on worker B and completes, a
-cancel sent to A closes B's socket with 4012, and the status is right on both. Within one
+cancel sent to A closes B's socket with 4012, and the status is right on both; session creations
+reuse a worker's pooled database connections. Within one
 server, gunicorn's workers share the connections evenly (each its own listening socket) and
 the master's copy of the landmark model (config/gunicorn.py)."""
 
@@ -145,6 +146,30 @@ def test_a_cancel_sent_to_one_worker_closes_the_socket_on_another_with_4012(work
     for server in (a, b):
         status = status_on(server, headers, created["enrollment_id"])
         assert status["status"] == "cancelled" and status["reason"] == "cancelled_by_client"
+
+
+def database_sessions(database_url: str) -> int:
+    """Connections PostgreSQL has accepted to the database so far (pg_stat_database.sessions)."""
+    import psycopg
+
+    server, name = database_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True, connect_timeout=5) as admin:
+        row = admin.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)).fetchone()
+    return row[0]
+
+
+def test_session_creations_reuse_the_workers_pooled_database_connections(workers):
+    # Django serves each HTTP request on a thread of its own, and a connection belongs to its
+    # thread: before serve-production.sh gave each worker a pool, every session created opened
+    # a connection, and PostgreSQL started a backend for it (8-9 ms of its CPU a creation).
+    a, _ = workers
+    headers = bearer(a)
+    create_on(a, headers, "pooled-0")  # the pool has opened its connections
+    before = database_sessions(a.env["DATABASE_URL"])
+    for index in range(1, 11):
+        create_on(a, headers, f"pooled-{index}")
+    time.sleep(2)  # a backend's statistics reach pg_stat_database within a second of its exit
+    assert database_sessions(a.env["DATABASE_URL"]) - before <= 3
 
 
 def shared_anonymous_bytes(process: psutil.Process) -> int:

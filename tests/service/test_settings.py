@@ -19,7 +19,9 @@ PROBE = (
     "'db_name': s.DATABASES['default']['NAME'], 'layer': s.CHANNEL_LAYERS['default']['BACKEND'],"
     "'layer_hosts': s.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('hosts'),"
     "'cache': s.CACHES['default']['BACKEND'], 'origins': s.FACEAUTH_ALLOWED_ORIGINS,"
-    "'max_frames': s.FACEAUTH_MAX_FRAMES, 'daphne_max': s.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE}))"
+    "'max_frames': s.FACEAUTH_MAX_FRAMES, 'daphne_max': s.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE,"
+    "'db_pool': s.DATABASES['default'].get('OPTIONS', {}).get('pool'),"
+    "'db_max_age': s.DATABASES['default']['CONN_MAX_AGE']}))"
 )
 
 
@@ -80,6 +82,19 @@ def test_database_and_redis_urls_switch_backends(tmp_path):
     # The read timeout must outlast channels-redis's blocking 5 s pop (redis-py 8 defaults 5 s).
     assert data["layer_hosts"] == [{"address": "redis://127.0.0.1:6379/3", "socket_timeout": 15}]
     assert data["cache"] == "django.core.cache.backends.redis.RedisCache"
+
+
+def test_a_database_pool_size_gives_each_process_a_pool_of_postgresql_connections(tmp_path):
+    url = "postgres://postgres@127.0.0.1:5432/faceauth"
+    production = {"DJANGO_SECRET_KEY": "k" * 50, "DATABASE_URL": url, "FACEAUTH_DB_POOL_SIZE": "10"}
+    data = values(settings_with(tmp_path, **production))
+    assert data["db_pool"] == {"min_size": 2, "max_size": 10, "timeout": 10} and data["db_max_age"] == 0
+    # SQLite has no pool: the setting is for PostgreSQL.
+    assert values(settings_with(tmp_path, FACEAUTH_DB_POOL_SIZE="10"))["db_pool"] is None
+    # Pooled connections go back to the pool after each request: they cannot also persist.
+    both = settings_with(tmp_path, **production, FACEAUTH_DB_CONN_MAX_AGE="60")
+    assert both.returncode != 0
+    assert "FACEAUTH_DB_POOL_SIZE and FACEAUTH_DB_CONN_MAX_AGE exclude each other" in both.stderr
 
 
 def test_limits_are_read_from_the_environment(tmp_path):
