@@ -7,7 +7,8 @@
 # (see README, "Production"). Sizing (README, "Capacity"): WEB_CONCURRENCY worker processes,
 # default one per core; FACEAUTH_ENGINE_THREADS engine threads in each, default 2;
 # FACEAUTH_DB_POOL_SIZE, default 10 here: each worker's pool of open database connections
-# (0: none; FACEAUTH_DB_CONN_MAX_AGE then keeps each thread's connection, default 60 s).
+# (0, or FACEAUTH_DB_CONN_MAX_AGE set alone: none; each thread keeps its connection that long,
+# default 60 s).
 # HOST and PORT choose the address (default 127.0.0.1:8000); extra arguments go to gunicorn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,10 @@ export FACEAUTH_ENGINE_THREADS="${FACEAUTH_ENGINE_THREADS:-2}"
 # Keep database connections open between calls: a new PostgreSQL connection for every progress
 # write took 8% of a worker's CPU under load (py-spy), and Django serves each HTTP request on a
 # thread of its own, so only a pool keeps the connections of session creations.
+# A deployment that sets FACEAUTH_DB_CONN_MAX_AGE itself (the earlier way) keeps it, without a pool.
+if [ -n "${FACEAUTH_DB_CONN_MAX_AGE:-}" ] && [ -z "${FACEAUTH_DB_POOL_SIZE:-}" ]; then
+    export FACEAUTH_DB_POOL_SIZE=0
+fi
 export FACEAUTH_DB_POOL_SIZE="${FACEAUTH_DB_POOL_SIZE:-10}"
 if [ "$FACEAUTH_DB_POOL_SIZE" = 0 ]; then
     export FACEAUTH_DB_CONN_MAX_AGE="${FACEAUTH_DB_CONN_MAX_AGE:-60}"

@@ -172,6 +172,17 @@ def test_session_creations_reuse_the_workers_pooled_database_connections(workers
     assert database_sessions(a.env["DATABASE_URL"]) - before <= 3
 
 
+def test_a_deployment_that_keeps_connections_by_max_age_still_starts(tmp_path):
+    # FACEAUTH_DB_CONN_MAX_AGE set alone (how deployments kept connections before the pool):
+    # serve-production.sh leaves the pool off rather than start with both, which the settings refuse.
+    with postgres_and_redis("max-age") as services:
+        env = production_environment(tmp_path, WEB_CONCURRENCY="1", FACEAUTH_ENGINE_THREADS="1",
+                                     FACEAUTH_DB_CONN_MAX_AGE="60", **services)
+        with production_worker("max-age", tmp_path, env) as server:
+            response = requests.get(f"{server.base_url}/api/health/", timeout=30)
+            assert response.status_code == 200, server.log_tail()
+
+
 def shared_anonymous_bytes(process: psutil.Process) -> int:
     """Memory of ``process`` that no file backs and that another process maps too (pages
     inherited through fork and not written since)."""
