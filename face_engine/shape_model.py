@@ -154,6 +154,17 @@ def _image_pixel(value: float, scale: float, offset: float) -> int:
     return int(np.floor(scale * value + offset + 0.5))
 
 
+@_jit()
+def _mean_point(points: np.ndarray, parts: int) -> tuple[float, float]:
+    """The mean of ``parts`` interleaved (x, y) float32 points, summed in float64 in order as
+    dlib sums them."""
+    mean_x = mean_y = 0.0
+    for part in range(parts):
+        mean_x += np.float64(points[2 * part])
+        mean_y += np.float64(points[2 * part + 1])
+    return mean_x / parts, mean_y / parts
+
+
 @_jit(nogil=True)
 def _fit(
     gray: np.ndarray, left: float, top: float, right: float, bottom: float,
@@ -175,12 +186,7 @@ def _fit(
     # part. For 2x2 its rotation times its scale is [[a + d, b - c], [c - b, a + d]] over the
     # initial shape's variance, with [[a, b], [c, d]] the two shapes' covariance. The initial
     # shape's side (its points about their mean, its variance) is the same every time.
-    mean_fx = mean_fy = 0.0
-    for part in range(parts):
-        mean_fx += np.float64(initial[2 * part])
-        mean_fy += np.float64(initial[2 * part + 1])
-    mean_fx /= parts
-    mean_fy /= parts
+    mean_fx, mean_fy = _mean_point(initial, parts)
     from_x = np.empty(parts, np.float64)
     from_y = np.empty(parts, np.float64)
     sigma = 0.0
@@ -190,12 +196,7 @@ def _fit(
         sigma += from_x[part] * from_x[part] + from_y[part] * from_y[part]
     sigma /= parts
     for cascade in range(cascades):
-        mean_tx = mean_ty = 0.0
-        for part in range(parts):
-            mean_tx += np.float64(shape[2 * part])
-            mean_ty += np.float64(shape[2 * part + 1])
-        mean_tx /= parts
-        mean_ty /= parts
+        mean_tx, mean_ty = _mean_point(shape, parts)
         a = b = c = d = 0.0
         for part in range(parts):
             tx = np.float64(shape[2 * part]) - mean_tx
