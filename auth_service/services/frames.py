@@ -42,6 +42,7 @@ from auth_service.errors import (
     TooManyInvalidFrames,
 )
 from auth_service.services import admission
+from face_engine import antispoof
 from face_engine.decode import DEFAULT_FORMATS
 from face_engine.liveness.presentation import DEFAULT_PRESENTATION, PresentationConfig
 
@@ -51,8 +52,9 @@ _executor: ThreadPoolExecutor | None = None
 
 def engine_executor() -> ThreadPoolExecutor:
     """The process-wide pool for engine work; its size bounds CPU use across sessions.
-    The engine keeps one set of models per thread, so each worker thread loads its own
-    when it starts, before its first frame."""
+    The networks are compiled once per process (each thread runs its own inference requests):
+    a thread loads them when it starts unless the process has (config/gunicorn.py's workers
+    load them before they take connections)."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(
@@ -67,7 +69,17 @@ def _engine_thread_start() -> None:
     # The pool is the parallelism: OpenCV's own threads inside each call would make the
     # pool's threads fight over the same cores.
     cv2.setNumThreads(1)
+    load_engine_models()
+
+
+def load_engine_models() -> None:
+    """Loads every network a session may run: the face engine's and, with the presentation
+    check on, the anti-spoofing networks (otherwise compiled on a worker's first scored frame).
+    Each process loads them once; later calls return at once."""
     fe.load_models()
+    presentation = _presentation_config()
+    if presentation is not None:
+        antispoof.load_models(presentation.models)
 
 
 async def run_in_engine(function: Callable[..., T], *args: Any) -> T:
