@@ -884,6 +884,9 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
                   enrolled: set[str]) -> Run | None:
     """Raises N by ``step`` while runs pass, then halves the step between the last pass and
     the first failure. Returns the best passing run."""
+    _django()
+    from auth_service.services.admission import PHASE_WINDOW, PUBLISH_INTERVAL
+
     best: Run | None = None
     low, high = 0, None
     users = start
@@ -897,7 +900,10 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
         if not run.passed():
             # Why a step failed: the refusals' rules and inputs, which the best run's report lacks.
             print("\n".join(f"    {line}" for line in refusal_report(run.refusals)), flush=True)
-        time.sleep(3)  # let closed sessions end before the next step
+        # Each step meets a quiet server, as a first one does: the last step's figures out of
+        # admission's window. After 3 s, a step that followed an overloaded one was judged on
+        # that one's costs a frame (12 users refused twice with the host a quarter busy).
+        time.sleep(PHASE_WINDOW + PUBLISH_INTERVAL)
         if run.passed():
             best, low = run, users
         else:
