@@ -24,7 +24,8 @@ at its own point. Printed: round trip p50/p95/p99 (frame sent -> its answer rece
 frames/s answered, errors by code, sessions completed, CPU and RSS per server process and
 the server's CPU per frame by thread (event loop, engine, OpenVINO, database...), the spread
 of the engine's CPU over the workers, the admission refusals the server logged with the
-rules' inputs at each (which rule, the demand against the capacity, the workers' frames/s),
+rules' inputs at each (which rule, when in the run, the demand against the capacity, the
+workers' frames/s),
 then the per-frame budget: the engine's CPU per frame by session phase (seeking a blink,
 measuring parallax, collecting samples) and by component (decode, detection, landmarks, eye
 model, anti-spoofing model, embedding, parallax, the rest) in a one-thread replay of the same
@@ -367,6 +368,7 @@ class Run:
     host_busy_seconds: float  # every core of the host, all processes
     threads: dict[int, dict[str, float]] = field(default_factory=dict)  # pid -> role -> CPU seconds
     refusals: list[dict] = field(default_factory=list)  # the server's logged admission refusals
+    started_at: float = 0.0  # wall clock (the refusals' "at") when the users started arriving
     published: list[list[dict]] = field(default_factory=list)  # the workers' admission figures, per read
 
     def roles(self) -> collections.Counter[str]:
@@ -426,6 +428,7 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
 
     generator = psutil.Process()
     log_start = server.log.stat().st_size if server.log and server.log.exists() else 0
+    started_at = time.time()
     host = psutil.cpu_times()
     before = _cpu([*processes, generator])
     threads_before = _thread_cpu(processes)
@@ -455,6 +458,7 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
                  for pid in threads_after if pid in before},
         refusals=_refusals(server, log_start),
         published=published,
+        started_at=started_at,
     )
 
 
@@ -631,7 +635,7 @@ def report(run: Run, server: Server) -> list[str]:
         lines.append(f"spread over workers (engine threads + OpenVINO, % of a core): {', '.join(shares)}; "
                      f"least/most {min(workers.values()) / max(max(workers.values()), 1e-9):.2f}")
     lines.extend(published_report(run))
-    lines.extend(refusal_report(run.refusals))
+    lines.extend(refusal_report(run.refusals, run.started_at))
     # On one machine the simulated users take CPU that admission control counts as the
     # host's other load: a server on its own machine carries more.
     lines.append(f"load generator (this process): CPU {100 * run.generator_cpu_seconds / run.duration:.0f}% "
@@ -640,13 +644,18 @@ def report(run: Run, server: Server) -> list[str]:
     return lines
 
 
-def refusal_report(refusals: list[dict]) -> list[str]:
-    """Which rule refused and on what figures (the server logs each refusal's inputs)."""
+def refusal_report(refusals: list[dict], started_at: float) -> list[str]:
+    """Which rule refused, when (seconds after the users started arriving at ``started_at``),
+    and on what figures (the server logs each refusal's inputs)."""
     if not refusals:
         return ["admission refusals logged: none"]
     rules = collections.Counter(f"{r.get('rule', '?')} rule at {r.get('asked', '?')}" for r in refusals)
     lines = [f"admission refusals logged: {len(refusals)} ("
              + ", ".join(f"{what} {count}" for what, count in rules.most_common()) + ")"]
+    times = sorted(r["at"] - started_at for r in refusals if "at" in r)
+    if times:
+        lines.append(f"  seconds into the run at the refusals: first {times[0]:.1f}, median "
+                     f"{statistics.median(times):.1f}, last {times[-1]:.1f}")
     cpu = [r for r in refusals if r.get("rule") == "cpu"]
     if cpu:
         def median(key: str) -> float:
@@ -899,7 +908,8 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
               flush=True)
         if not run.passed():
             # Why a step failed: the refusals' rules and inputs, which the best run's report lacks.
-            print("\n".join(f"    {line}" for line in refusal_report(run.refusals)), flush=True)
+            report = refusal_report(run.refusals, run.started_at)
+            print("\n".join(f"    {line}" for line in report), flush=True)
         # Each step meets a quiet server, as a first one does: the last step's figures out of
         # admission's window. After 3 s, a step that followed an overloaded one was judged on
         # that one's costs a frame (12 users refused twice with the host a quarter busy).
