@@ -4,12 +4,11 @@ differ); only that it ran and that its last line has the documented form."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
-from types import ModuleType
 
+from tests.bench_scripts import load_bench_script
 from tests.live_server import REPO, clean_environment
 
 LAST_LINE = re.compile(
@@ -33,18 +32,8 @@ def test_the_short_load_run_prints_its_figures_and_a_well_formed_last_line(faces
         assert heading in run.stdout, run.stdout
 
 
-def _load_bench() -> ModuleType:
-    # bench/ is a folder of scripts, not a package: load the file itself.
-    spec = importlib.util.spec_from_file_location("load_bench", REPO / "bench" / "load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("load_bench", module)  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_refusal_report_says_when_in_the_run_the_refusals_came():
-    report = _load_bench().refusal_report(
+    report = load_bench_script("load.py", "load_bench").refusal_report(
         [{"rule": "latency", "asked": "session", "at": 1000.0 + seconds} for seconds in (2.5, 3.0, 30.0)],
         started_at=1000.0,
     )

@@ -4,29 +4,15 @@ bench prints its figures."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import defaultdict
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench_scripts import load_bench_script
 
-
-def _load_bench() -> ModuleType:
-    # bench/ is a folder of scripts, not a package: load the file itself.
-    spec = importlib.util.spec_from_file_location("blink_bench", REPO / "bench" / "blink_bench.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("blink_bench", module)  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench_script("blink_bench.py", "blink_bench")
 EVENTS = bench.read_events()
 
 

@@ -1,6 +1,6 @@
 """config/gunicorn.py's hooks: the master (after loading the landmark model) and each worker
 (after loading the application) freeze what start-up built, so that full collections no longer
-walk it (pauses of 76-187 ms in the workers under load before)."""
+walk it (pauses of 124-307 ms in the workers under load before)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ def test_start_up_objects_are_left_out_of_later_collections(unfrozen, hook):
     assert not any(item is kept[0] for item in gc.get_objects())
     later = ["built after start-up"]
     assert any(item is later for item in gc.get_objects())
-
 
 
 def test_a_worker_loads_the_networks_before_its_first_session(unfrozen, monkeypatch, settings):
