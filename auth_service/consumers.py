@@ -63,6 +63,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
     finished = True  # until a session is claimed there is nothing to finish
     watchdog: asyncio.Task | None = None
     handler: asyncio.Task | None = None
+    progress_write: asyncio.Task | None = None
     counted_open = False
     language: str | None = None  # the session's (auth_service.i18n); None: the server's default
 
@@ -127,6 +128,17 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
                 reason=MessageTooLarge.code if code == MESSAGE_TOO_BIG else "disconnected",
             )
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler: a hop to the
+        # worker's one database thread, so every frame of every socket queued behind whatever
+        # that thread was doing (a session's matching, an admission decision) before it was
+        # even timestamped. Frames touch no database here, and every database call of this
+        # consumer goes through database_sync_to_async, which closes them around itself.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         now = time.monotonic()
         self.last_message_at = now
@@ -175,22 +187,33 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         if report.verdict is not None:
             await self._finish(report.verdict)
         elif now - self.last_saved_at >= PROGRESS_SAVE_INTERVAL:
-            await self._save_progress(now)
+            self._save_progress(now)
 
-    async def _save_progress(self, now: float) -> None:
+    def _save_progress(self, now: float) -> None:
+        """Writes the counters the status endpoint shows, in the background: the next frame
+        does not wait for the worker's database thread, which every socket shares. One write at
+        a time per socket; one that lands after the session ended changes nothing
+        (``session_record_progress`` updates active sessions only)."""
+        if self.progress_write is not None and not self.progress_write.done():
+            return
         processor = self.processor
         liveness = processor.state.as_dict() if processor.state is not None else {}
         shown = (processor.samples_collected, {k: v for k, v in liveness.items() if k != "frames"})
         if shown == self.saved_progress and now - self.last_saved_at < PROGRESS_REFRESH_INTERVAL:
             return
         self.last_saved_at, self.saved_progress = now, shown
-        await database_sync_to_async(sessions.session_record_progress)(
+        self.progress_write = asyncio.create_task(database_sync_to_async(sessions.session_record_progress)(
             session_id=self.session_id,
             frames_received=processor.frames_received,
             frames_processed=processor.frames_processed,
             samples_collected=processor.samples_collected,
             liveness=liveness,
-        )
+        ))
+        self.progress_write.add_done_callback(self._progress_written)
+
+    def _progress_written(self, write: asyncio.Task) -> None:
+        if not write.cancelled() and write.exception() is not None:
+            logger.error("session %s: progress not saved", self.session_id, exc_info=write.exception())
 
     async def _finish(self, verdict: Verdict) -> None:
         """Completes the session, sends the completion message and closes normally."""

@@ -289,6 +289,35 @@ async def test_frames_are_timed_when_they_arrive_not_when_their_turn_comes(creds
     await communicator.disconnect()
 
 
+async def test_frames_are_taken_in_and_answered_while_the_database_thread_is_busy(creds, clip):
+    """The worker's one database thread may be busy for a while (a session's matching and
+    result, an admission decision): frames arriving meanwhile are still taken off the socket
+    and timed as they come (released together once that thread is free, the rate gate would
+    read them as a burst), and answered: the session's progress is written in the background
+    and lands once the thread is free."""
+    created = await create_enrollment(creds, target=10)
+    communicator = await connect(created.token)
+    await communicator.receive_json_from()
+    await communicator.send_to(bytes_data=clip["enroll"][0])  # the engine warmed up
+    assert (await communicator.receive_json_from(timeout=30))["type"] == "frame_processed"
+    busy = asyncio.ensure_future(sync_to_async(time.sleep)(3.0))  # the thread that serves the ORM
+    await asyncio.sleep(0.05)
+    for frame in clip["enroll"][1:12]:
+        await communicator.send_to(bytes_data=frame)
+        await asyncio.sleep(0.1)
+    answers = [await communicator.receive_json_from(timeout=10) for _ in range(11)]
+    assert [a["type"] for a in answers] == ["frame_processed"] * 11, answers
+    assert not busy.done(), "the frames were answered only once the database thread was free"
+    await busy
+    for _ in range(50):
+        session = await AuthSession.objects.aget(pk=created.session.id)
+        if session.frames_received >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert session.frames_received >= 2 and session.liveness, "the progress never landed"
+    await communicator.disconnect()
+
+
 async def test_a_session_that_ends_with_frames_queued_still_hears_the_disconnect(creds, clip, fast, settings):
     """The session ends at its second frame while a full queue of frames waits behind it:
     the rest are dropped unhandled, so the disconnect after them is taken at once."""
