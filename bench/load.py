@@ -21,7 +21,8 @@ the JavaScript client send them (--data-urls for JSON messages with data URLs), 
 ms with jitter, without waiting for answers.
 Frames come from one clip (../shared/faces/video/liveportrait_d9.mp4), each user starting
 at its own point. Printed: round trip p50/p95/p99 (frame sent -> its answer received),
-frames/s answered, errors by code, sessions completed, CPU and RSS per server process and
+frames/s answered, errors by code, sessions completed, the host's busy cores (over the run,
+and once every user had arrived: what the machine runs at), CPU and RSS per server process and
 the server's CPU per frame by thread (event loop, engine, OpenVINO, database...), the spread
 of the engine's CPU over the workers, the admission refusals the server logged with the
 rules' inputs at each (which rule, when in the run, the demand against the capacity, the
@@ -73,6 +74,11 @@ TARGET_P95_MS = 150.0
 FRAME_INTERVAL = (0.100, 0.105)  # seconds between a user's frames, drawn per frame
 ANSWER_GRACE = 2.0  # seconds to wait for answers to the last frames of a run
 RAMP = 0.25  # users arrive spread over this share of the run (at most 5 s), not all at once
+
+
+def arrival_seconds(duration: float) -> float:
+    """How long the users take to arrive in a run of ``duration`` seconds (RAMP)."""
+    return max(0.0, min(5.0, RAMP * duration))
 # Codes of errors that answer one frame (the others end or refuse a session).
 FRAME_ERRORS = {"frame_rate_exceeded", "invalid_image", "image_too_large", "unsupported_format",
                 "message_too_large", "invalid_message"}
@@ -269,7 +275,7 @@ async def simulated_user(index: int, users: int, load: Load) -> None:
     user_id = f"bench-{index}"
     position = (index * 37) % len(load.messages)  # each user starts at its own point of the clip
     loop = asyncio.get_running_loop()
-    await asyncio.sleep(index / users * min(5.0, RAMP * (load.deadline - loop.time())))
+    await asyncio.sleep(index / users * arrival_seconds(load.deadline - loop.time()))
     while loop.time() < load.deadline:
         kind = "authentication" if user_id in load.enrolled else "enrollment"
         response = await asyncio.to_thread(_post, f"{load.base_url}/api/auth/{kind}/", load.token,
@@ -366,6 +372,10 @@ class Run:
     pss_mb: dict[int, float]  # at the end: pages shared with other processes count a share each
     generator_cpu_seconds: float  # this process: the simulated users
     host_busy_seconds: float  # every core of the host, all processes
+    # Cores of the host busy from the last user's arrival to the end of the load: what the
+    # machine runs at with every user streaming (the whole run's figure counts the arrival,
+    # when only some are, and the answers' grace after it).
+    host_busy_arrived: float = float("nan")
     threads: dict[int, dict[str, float]] = field(default_factory=dict)  # pid -> role -> CPU seconds
     refusals: list[dict] = field(default_factory=list)  # the server's logged admission refusals
     started_at: float = 0.0  # wall clock (the refusals' "at") when the users started arriving
@@ -412,19 +422,20 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
     figures = Figures()
     published: list[list[dict]] = []
 
-    async def main() -> dict[int, list[float]]:
+    async def main() -> tuple[dict[int, list[float]], float]:
         loop = asyncio.get_running_loop()
         load = Load(server.base_url, token, messages, loop.time() + duration, figures, enrolled)
         tasks = [asyncio.create_task(simulated_user(i, users, load)) for i in range(users)]
         rss_samples: dict[int, list[float]] = {p.pid: [] for p in processes}
         polling = asyncio.create_task(poll_published(server, load.deadline, published))
+        arrived = asyncio.create_task(host_busy_after_arrival(load.deadline))
         while loop.time() < load.deadline:
             for process in processes:
                 with contextlib.suppress(psutil.Error):
                     rss_samples[process.pid].append(process.memory_info().rss / 2**20)
             await asyncio.sleep(min(5.0, max(0.0, load.deadline - loop.time())))
         await asyncio.gather(*tasks, polling)
-        return rss_samples
+        return rss_samples, arrived.result()
 
     generator = psutil.Process()
     log_start = server.log.stat().st_size if server.log and server.log.exists() else 0
@@ -432,7 +443,7 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
     host = psutil.cpu_times()
     before = _cpu([*processes, generator])
     threads_before = _thread_cpu(processes)
-    rss_samples = asyncio.run(main())
+    rss_samples, host_busy_arrived = asyncio.run(main())
     threads_after = _thread_cpu(processes)
     after = _cpu([*processes, generator])
     host_after = psutil.cpu_times()
@@ -453,6 +464,7 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         pss_mb=pss_mb,
         generator_cpu_seconds=after[generator.pid] - before[generator.pid],
         host_busy_seconds=_busy(host_after) - _busy(host),
+        host_busy_arrived=host_busy_arrived,
         threads={pid: _thread_roles(pid, threads_before.get(pid, {}), threads_after[pid],
                                     after.get(pid, 0.0) - before.get(pid, 0.0))
                  for pid in threads_after if pid in before},
@@ -460,6 +472,15 @@ def run_load(server: Server, token: str, messages: list, users: int, duration: f
         published=published,
         started_at=started_at,
     )
+
+
+async def host_busy_after_arrival(deadline: float) -> float:
+    """Cores of the host busy from the last user's arrival to ``deadline`` (loop time)."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(arrival_seconds(deadline - loop.time()))
+    start, busy = loop.time(), _busy(psutil.cpu_times())
+    await asyncio.sleep(max(0.0, deadline - loop.time()))
+    return (_busy(psutil.cpu_times()) - busy) / max(loop.time() - start, 1e-9)
 
 
 PUBLISHED_POLL = 2.0  # seconds between two reads of the workers' published admission figures
@@ -483,7 +504,7 @@ async def poll_published(server: Server, deadline: float, into: list[list[dict]]
         return [pickle.loads(value) for value in client.mget(keys) if value is not None] if keys else []
 
     start = loop.time()
-    await asyncio.sleep(max(0.0, min(5.0, RAMP * (deadline - start))))
+    await asyncio.sleep(arrival_seconds(deadline - start))
     try:
         while loop.time() < deadline:
             with contextlib.suppress(redis.RedisError, pickle.UnpicklingError):
@@ -640,7 +661,8 @@ def report(run: Run, server: Server) -> list[str]:
     # host's other load: a server on its own machine carries more.
     lines.append(f"load generator (this process): CPU {100 * run.generator_cpu_seconds / run.duration:.0f}% "
                  f"of a core; host busy: {run.host_busy_seconds / run.duration:.2f} of "
-                 f"{psutil.cpu_count()} cores")
+                 f"{psutil.cpu_count()} cores over the run, {run.host_busy_arrived:.2f} once every user "
+                 "had arrived")
     return lines
 
 
@@ -904,7 +926,8 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
         codes = ", ".join(f"{code} {count}" for code, count in run.figures.errors.most_common())
         print(f"  find-capacity: {run.summary()} -> {'pass' if run.passed() else 'fail'}"
               + (f" ({codes})" if codes else "")
-              + f"; host busy {run.host_busy_seconds / run.duration:.2f} of {psutil.cpu_count()} cores",
+              + f"; host busy {run.host_busy_seconds / run.duration:.2f} of {psutil.cpu_count()} cores, "
+              f"{run.host_busy_arrived:.2f} once every user had arrived",
               flush=True)
         if not run.passed():
             # Why a step failed: the refusals' rules and inputs, which the best run's report lacks.

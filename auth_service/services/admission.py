@@ -28,10 +28,13 @@ their frames spent in the engine. Per-thread CPU cannot be split per frame here:
 run on OpenVINO's threads while the engine thread waits, so the engine thread's own CPU saw a
 tenth of an embedding. A streaming session is counted at what it is expected to take over the
 next session's life (``CostModel.projected``): the rest of its phase, its later phases, then
-its successor at the average; its phase's cost right now would count a crowd in its costliest
-phase, seeking blinks together, as if it stayed there. Open sessions that are not streaming
-(created, connecting) and the new one are counted at what a session costs over its life (the
-measured mix of phases), less what remains of their setup (``CostModel.waiting``).
+its successor at a session's mean; its phase's cost right now would count a crowd in its
+costliest phase, seeking blinks together, as if it stayed there. Open sessions that are not
+streaming (created, connecting) and the new one are counted at what a session costs over its
+life, less what remains of their setup (``CostModel.waiting``). A session's mean over its life
+weighs each phase's cost by the time sessions spend in it, measured over FLOW_WINDOW (a
+minute) rather than the ten seconds of the costs: after a quiet spell those ten seconds hold
+only a crowd's first phase (``CostModel.per_session``).
 
 Why the model before this one refused sessions with the host about 60% busy (issue 19): it
 counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
@@ -89,6 +92,11 @@ T = TypeVar("T")
 
 WINDOW_SECONDS = 2.0  # recent frames that the latency percentile looks at
 PHASE_WINDOW = 10.0  # seconds of per-phase figures: enough frames of the rarer phases
+# Seconds over which the time sessions spend in each phase, and in their setup, is measured:
+# longer than PHASE_WINDOW, because those times are the liveness flow's and change little
+# with the load, while a short window after a quiet spell holds only the first phase of the
+# sessions that just arrived (CostModel.per_session).
+FLOW_WINDOW = 60.0
 PUBLISH_INTERVAL = 1.0  # seconds between a worker's figures in the cache
 RETRY_AFTER_SECONDS = (1, 3)  # a refused client's Retry-After is drawn from this range
 REPORT_TTL = 5  # seconds: a worker that stopped publishing is forgotten after this
@@ -100,7 +108,7 @@ STREAM_IDLE_SECONDS = 1.0
 # A phase's cost is its own once this many of its frames are in the window; before, the
 # average of all frames (a few frames of a rare phase say little).
 MIN_PHASE_FRAMES = 20
-# The seconds a session spends in each phase are measured once this many started in the window.
+# The seconds a session spends in each phase are measured once this many started (FLOW_WINDOW).
 MIN_SESSIONS_STARTED = 5
 _REGISTRY_KEY = "faceauth:admission:workers"
 # A frame's CPU cost before any is measured: about twice what a 640x480 frame costs on a
@@ -154,12 +162,17 @@ class PhaseLoad:
     frames: int = 0
     engine_seconds: float = 0.0  # wall time those frames spent in the engine
     session_seconds: float = 0.0  # time sessions spent in this phase (the gaps between their frames)
-    started: int = 0  # sessions whose first frame in the window was in this phase
+    # Over FLOW_WINDOW, not the window of the figures above: sessions whose first frame was in
+    # this phase, and the time sessions spent in it.
+    started: int = 0
+    flow_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
 class WorkerLoad:
-    """One worker's published figures: sums over the last ``seconds`` (at most PHASE_WINDOW)."""
+    """One worker's published figures: sums over the last ``seconds`` (at most PHASE_WINDOW),
+    and the sessions' flow (phases' ``started`` and ``flow_seconds``, ``setup_seconds``) over
+    the last FLOW_WINDOW seconds."""
 
     worker: str
     host: str
@@ -172,7 +185,7 @@ class WorkerLoad:
     wait_p95: float  # seconds frames waited for an engine thread, over WINDOW_SECONDS
     frames_in_window: int  # frames behind that percentile
     phases: dict[str, PhaseLoad] = field(default_factory=dict)
-    # From creation to the first frame, summed over the sessions that started in the window.
+    # From creation to the first frame, summed over the sessions that started (FLOW_WINDOW).
     setup_seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -302,7 +315,7 @@ class EngineLoad:
                 setup_seconds=self._open_setup,
             ))
         self._open, self._open_setup = self._new_phases(), 0.0
-        while self._buckets and self._buckets[0].at - self._buckets[0].seconds < now - PHASE_WINDOW:
+        while self._buckets and self._buckets[0].at - self._buckets[0].seconds < now - FLOW_WINDOW:
             self._buckets.popleft()
         streaming: dict[str, int] = dict.fromkeys(PHASES, 0)
         for key, stream in list(self._streams.items()):
@@ -310,7 +323,8 @@ class EngineLoad:
                 del self._streams[key]  # gone (disconnected) or stalled
             else:
                 streaming[stream.phase] += 1
-        buckets = list(self._buckets)
+        flow = list(self._buckets)
+        buckets = [b for b in flow if b.at - b.seconds >= now - PHASE_WINDOW]
         waits = sorted(wait for _, wait in self._waits)
         report = WorkerLoad(
             worker=self._worker,
@@ -329,11 +343,12 @@ class EngineLoad:
                     frames=int(sum(b.phases[phase][0] for b in buckets)),
                     engine_seconds=sum(b.phases[phase][1] for b in buckets),
                     session_seconds=sum(b.phases[phase][2] for b in buckets),
-                    started=int(sum(b.phases[phase][3] for b in buckets)),
+                    started=int(sum(b.phases[phase][3] for b in flow)),
+                    flow_seconds=sum(b.phases[phase][2] for b in flow),
                 )
                 for phase in PHASES
             },
-            setup_seconds=sum(b.setup_seconds for b in buckets),
+            setup_seconds=sum(b.setup_seconds for b in flow),
         )
         self._published_at, self._published_cpu = now, cpu
         self._published_serving, self._published_host = serving, host
@@ -387,7 +402,7 @@ class CostModel:
     """CPU seconds per second of one session in each phase, from the workers' figures."""
 
     per_phase: dict[str, float]  # phases with enough frames measured
-    average: float  # a session of the measured mix, for phases without their own figure
+    average: float  # a session at the window's mix of frames, for phases without their own figure
     streaming: dict[str, int]  # sessions streaming now, by phase
     # Mean seconds a session spends in each phase (empty until enough sessions started).
     durations: dict[str, float] = field(default_factory=dict)
@@ -411,7 +426,7 @@ class CostModel:
         started = sum(p.started for group in phases.values() for p in group)
         durations, setup = {}, 0.0
         if started >= MIN_SESSIONS_STARTED:
-            durations = {phase: sum(p.session_seconds for p in group) / started
+            durations = {phase: sum(p.flow_seconds for p in group) / started
                          for phase, group in phases.items()}
             setup = sum(load.setup_seconds for load in loads) / started
         serving_per_frame = serving / frames
@@ -437,16 +452,30 @@ class CostModel:
         """Mean seconds a session streams (0 until measured)."""
         return sum(self.durations.values())
 
+    @property
+    def per_session(self) -> float:
+        """CPU seconds per second of a session over its life: each phase at its cost for the
+        time a session spends in it (the window's mix until the durations are measured). The
+        window's mix alone is this in a steady stream, but after a quiet spell its frames are
+        those of a crowd that has just arrived, nearly all seeking their blinks: it counted
+        every session to come at the costliest phase's price (issue 19: the last user of an
+        arriving crowd refused at 1.63 cores counted for 16 sessions that ran at 1.37)."""
+        life = self.life
+        if life <= 0:
+            return self.average
+        return sum(seconds * self.session(phase) for phase, seconds in self.durations.items()) / life
+
     def projected(self, phase: str) -> float:
         """CPU seconds per second that a session now in ``phase`` takes over the next ``life``
         seconds, the span that a session admitted now will stream: what remains of this phase
         (half a session's mean time in it), the later phases at their mean durations, and, once
         the session has ended and its successor has been set up (created and connected:
-        ``setup``), the successor at the average (a crowd that keeps coming back). Counting
-        every streaming session at its phase's cost right now refused at the moments when
-        most of them sought a blink at once: the costliest phase, with 6 of 8.5 streaming
-        sessions in it at the refusals against 57% of the frames overall (issue 19: refusals
-        with the host 69% busy). Until the durations are measured, the phase's own cost."""
+        ``setup``), the successor at a session's mean (``per_session``: a crowd that keeps
+        coming back). Counting every streaming session at its phase's cost right now refused
+        at the moments when most of them sought a blink at once: the costliest phase, with 6
+        of 8.5 streaming sessions in it at the refusals against 57% of the frames overall
+        (issue 19: refusals with the host 69% busy). Until the durations are measured, the
+        phase's own cost."""
         horizon = self.life
         if horizon <= 0:
             return self.session(phase)
@@ -456,18 +485,18 @@ class CostModel:
             spent += stay * self.session(later)
             left -= stay
         left -= min(left, self.setup)
-        return (spent + left * self.average) / horizon
+        return (spent + left * self.per_session) / horizon
 
     @property
     def waiting(self) -> float:
         """CPU seconds per second that an open session not yet streaming takes over the next
-        ``life`` seconds: nothing for what remains of its setup (half the mean), then a session
-        of the measured mix. The full average would count the time between creation and first
+        ``life`` seconds: nothing for what remains of its setup (half the mean), then a session's
+        mean (``per_session``). The full mean would count the time between creation and first
         frame (0.13-0.17 s of a 2.5 s session in bench/load.py) as if the session streamed."""
         horizon = self.life
         if horizon <= 0:
             return self.average
-        return self.average * max(0.0, horizon - self.setup / 2) / horizon
+        return self.per_session * max(0.0, horizon - self.setup / 2) / horizon
 
     def demand(self, open_sessions: int) -> float:
         """CPU seconds per second that ``open_sessions`` sessions need: those streaming at

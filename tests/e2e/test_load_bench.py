@@ -27,6 +27,7 @@ def test_the_short_load_run_prints_its_figures_and_a_well_formed_last_line(faces
     assert int(users) == 2 and float(fps) > 0
     for heading in ("round trip ms: p50", "frames/s answered", "sessions completed", "errors:",
                     "server process", "by thread, ms a frame:", "admission refusals logged:",
+                    "once every user had arrived",
                     "per-frame budget", "eye model", "anti-spoofing", "Python serving", "sizing:",
                     "engine CPU per frame", "floor (decode + detection + landmarks"):
         assert heading in run.stdout, run.stdout

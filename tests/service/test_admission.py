@@ -119,9 +119,12 @@ def mix(blink: int, parallax: int, samples: int) -> dict[str, admission.PhaseLoa
     the engine, a parallax frame 6.7 ms and a sample-collecting frame 3.3 ms; ``blink`` etc.
     are the sessions streaming in each phase now."""
     return {
-        "blink": Phase(sessions=blink, frames=400, engine_seconds=6.0, session_seconds=40.0),
-        "parallax": Phase(sessions=parallax, frames=300, engine_seconds=2.0, session_seconds=30.0),
-        "samples": Phase(sessions=samples, frames=300, engine_seconds=1.0, session_seconds=30.0),
+        "blink": Phase(sessions=blink, frames=400, engine_seconds=6.0, session_seconds=40.0,
+                       flow_seconds=40.0),
+        "parallax": Phase(sessions=parallax, frames=300, engine_seconds=2.0, session_seconds=30.0,
+                          flow_seconds=30.0),
+        "samples": Phase(sessions=samples, frames=300, engine_seconds=1.0, session_seconds=30.0,
+                         flow_seconds=30.0),
     }
 
 
@@ -190,6 +193,59 @@ def test_the_time_sessions_take_to_be_set_up_is_not_counted_as_streaming(db):
     assert model.demand(12) == pytest.approx(10 * model.projected("blink") + 2 * model.waiting)
     assert model.demand(12) < admission.CostModel(
         model.per_phase, model.average, model.streaming, model.durations).demand(12)
+
+
+def test_after_a_quiet_spell_sessions_to_come_are_counted_over_their_whole_life(db):
+    # A crowd has just arrived: ten seconds of frames are nearly all blink-seeking ones, so
+    # the window's mix costs about what a blink-seeking session does (0.15 here). The last
+    # minute's sessions spent 2 s seeking a blink, 1.5 s measuring parallax and 1.5 s
+    # collecting samples: over its life a session costs 0.1 (2 x 0.16 + 1.5 x 0.077 +
+    # 1.5 x 0.043, over 5 s), which is what successors and waiting sessions are counted at.
+    phases = {
+        "blink": Phase(sessions=10, frames=900, engine_seconds=13.5, session_seconds=90.0,
+                       started=20, flow_seconds=40.0),
+        "parallax": Phase(frames=50, engine_seconds=1 / 3, session_seconds=5.0, flow_seconds=30.0),
+        "samples": Phase(frames=50, engine_seconds=1 / 6, session_seconds=5.0, flow_seconds=30.0),
+    }
+    publish(cpu_per_second=1.5, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.average == pytest.approx(0.15)
+    assert model.durations == pytest.approx({"blink": 2.0, "parallax": 1.5, "samples": 1.5})
+    life_cost = (2 * model.session("blink") + 1.5 * model.session("parallax")
+                 + 1.5 * model.session("samples")) / 5
+    assert model.per_session == pytest.approx(life_cost) and model.per_session < 0.11
+    assert model.waiting == pytest.approx(model.per_session)
+    assert model.projected("samples") == pytest.approx(
+        (0.75 * model.session("samples") + 4.25 * model.per_session) / 5)
+    # Five more sessions waiting to stream: counted at 0.1 each, not at the crowd's 0.15.
+    assert model.demand(15) - model.demand(10) == pytest.approx(5 * model.per_session)
+
+
+def test_the_time_sessions_spend_in_each_phase_outlasts_the_cost_window(db, monkeypatch):
+    clock = _fake_monotonic(monkeypatch)
+    load = admission.EngineLoad()
+    load.measured(0.001, FakePipeline().process, clock, 0.01)  # starts the measurements
+    for _ in range(6):  # six sessions, each 1 s seeking a blink then ending
+        session = FakePipeline()
+        for frame in range(10):
+            session.ends = frame == 9
+            load.measured(0.001, session.process, clock, 0.01)
+            clock[0] += 0.09
+    clock[0] += admission.PHASE_WINDOW + 1  # a quiet spell
+    arriving = FakePipeline()
+    load.measured(0.001, arriving.process, clock, 0.01)
+    clock[0] += 0.09
+    load.measured(0.001, arriving.process, clock, 0.01)
+    published = load._report(clock[0])
+    # The costs are the last ten seconds' (no more than the newcomer's frames); the flow is
+    # the minute's.
+    assert published.frames <= 2 and published.phases["blink"].session_seconds <= 0.2 + 1e-9
+    assert published.phases["blink"].started == 7
+    assert published.phases["blink"].flow_seconds == pytest.approx(6 * 1.0 + 0.2, abs=0.01)
+    clock[0] += admission.FLOW_WINDOW
+    load.measured(0.001, arriving.process, clock, 0.01)
+    published = load._report(clock[0])
+    assert published.phases["blink"].started == 0  # a minute later, gone too
 
 
 def test_until_enough_sessions_started_a_streaming_session_costs_what_its_phase_costs_now(db):
