@@ -74,14 +74,14 @@ TARGET_P95_MS = 150.0
 FRAME_INTERVAL = (0.100, 0.105)  # seconds between a user's frames, drawn per frame
 ANSWER_GRACE = 2.0  # seconds to wait for answers to the last frames of a run
 RAMP = 0.25  # users arrive spread over this share of the run (at most 5 s), not all at once
+# Codes of errors that answer one frame (the others end or refuse a session).
+FRAME_ERRORS = {"frame_rate_exceeded", "invalid_image", "image_too_large", "unsupported_format",
+                "message_too_large", "invalid_message"}
 
 
 def arrival_seconds(duration: float) -> float:
     """How long the users take to arrive in a run of ``duration`` seconds (RAMP)."""
     return max(0.0, min(5.0, RAMP * duration))
-# Codes of errors that answer one frame (the others end or refuse a session).
-FRAME_ERRORS = {"frame_rate_exceeded", "invalid_image", "image_too_large", "unsupported_format",
-                "message_too_large", "invalid_message"}
 
 
 # --- frames ---
