@@ -16,6 +16,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -42,6 +44,7 @@ from auth_service.services.frames import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NORMAL_CLOSURE = 1000
 # Sent by the server (Daphne, uvicorn) itself for a message above its WebSocket size limit.
@@ -55,6 +58,12 @@ WATCHDOG_PERIOD = 0.5  # seconds
 # Messages waiting for their turn (a second of frames at 10 a second); beyond it the server
 # stops reading the socket until there is room (TCP pushes back on the client).
 INBOX_SIZE = 10
+
+
+def _session_step(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """A database call that a session makes once (connection, end) on the database thread,
+    its CPU counted by admission control as the session's own work, not its frames'."""
+    return database_sync_to_async(admission.counted_as_session_work(function))
 
 
 class ProcessImageConsumer(AsyncWebsocketConsumer):
@@ -75,13 +84,13 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         token = self.scope["url_route"]["kwargs"]["session_token"]
         try:
             # Before the session is claimed: refused here, it stays pending for a retry.
-            await database_sync_to_async(admission.admit_connection)()
-            session = await database_sync_to_async(sessions.session_connect)(
+            await _session_step(admission.admit_connection)()
+            session = await _session_step(sessions.session_connect)(
                 token=token, worker_id=worker.worker_id()
             )
         except FaceAuthError as exc:
             # A known session (expired, used, busy) is refused in its own language.
-            self.language = await database_sync_to_async(sessions.session_language_for_token)(token=token)
+            self.language = await _session_step(sessions.session_language_for_token)(token=token)
             await self._send(protocol.error(exc, language=self.language))
             await self.close(code=exc.close_code)
             return
@@ -123,7 +132,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_discard(sessions.group_name(self.session_id), self.channel_name)
         if not self.finished:
             self.finished = True
-            await database_sync_to_async(sessions.session_abort)(
+            await _session_step(sessions.session_abort)(
                 session_id=self.session_id,
                 reason=MessageTooLarge.code if code == MESSAGE_TOO_BIG else "disconnected",
             )
@@ -218,7 +227,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
     async def _finish(self, verdict: Verdict) -> None:
         """Completes the session, sends the completion message and closes normally."""
         self.finished = True
-        session: AuthSession = await database_sync_to_async(sessions.session_finish)(
+        session: AuthSession = await _session_step(sessions.session_finish)(
             session_id=self.session_id, verdict=verdict
         )
         await self._send(protocol.completion(session))
@@ -231,7 +240,7 @@ class ProcessImageConsumer(AsyncWebsocketConsumer):
             return
         if not self.finished:
             self.finished = True
-            await database_sync_to_async(sessions.session_abort)(
+            await _session_step(sessions.session_abort)(
                 session_id=self.session_id, reason=exc.code
             )
         await self.close(code=exc.close_code)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -21,7 +23,7 @@ from auth_service.api.authentication import (
 )
 from auth_service.errors import RequestTooLarge, SessionNotFound
 from auth_service.routing import websocket_path
-from auth_service.services import clients, gallery, sessions, tokens, webhooks
+from auth_service.services import admission, clients, gallery, sessions, tokens, webhooks
 
 
 class ApiView(APIView):
@@ -35,6 +37,17 @@ class ApiView(APIView):
                 f"The body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}."
             )
         super().initial(request, *args, **kwargs)
+
+
+class SessionCreateView(ApiView):
+    """Base of the views that create a session: their CPU is the session's own work, which
+    admission control counts once a session rather than in its frames."""
+
+    throttle_classes = [SessionCreateThrottle]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with admission.engine_load.session_work():
+            return super().dispatch(request, *args, **kwargs)
 
 
 def _session_uuid(value: str) -> uuid.UUID:
@@ -79,10 +92,8 @@ class ClientTokenView(ApiView):
         return Response(s.client_token_data(issued, client.client_id))
 
 
-class EnrollmentSessionView(ApiView):
+class EnrollmentSessionView(SessionCreateView):
     """POST /api/auth/enrollment/ {user_id, metadata?: {target_samples?, enrollment_mode?}}"""
-
-    throttle_classes = [SessionCreateThrottle]
 
     @extend_schema(
         summary="Create an enrollment session",
@@ -111,10 +122,8 @@ class EnrollmentSessionView(ApiView):
         return Response(body, status=201)
 
 
-class AuthenticationSessionView(ApiView):
+class AuthenticationSessionView(SessionCreateView):
     """POST /api/auth/authentication/ {user_id?, metadata?}"""
-
-    throttle_classes = [SessionCreateThrottle]
 
     @extend_schema(
         summary="Create an authentication session",

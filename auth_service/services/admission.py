@@ -3,11 +3,12 @@ sessions already admitted keep their frame latency, and admit them until the mac
 
 Every server process measures its own engine (``EngineLoad``): for each frame, how long it
 waited for an engine thread, how long it took there, and the phase of its session (``PHASES``:
-seeking a blink, measuring parallax, collecting samples); once a second, the CPU the whole
-process used, the CPU of its event loop thread, and the host's busy CPU. It publishes the
-sums over the last PHASE_WINDOW seconds and the sessions it streams now, by phase, in the
-shared cache (Redis in production, so every worker sees every other; process memory in the
-zero-setup mode). A new session, or a socket that connects to one, is refused with
+its first frames, seeking a blink, measuring parallax, collecting samples); the CPU of each
+session's own work (its creation, connection and end, on the threads that do them); once a
+second, the CPU the whole process used, the CPU of its event loop thread, and the host's busy
+CPU. It publishes the sums over the last PHASE_WINDOW seconds and the sessions it streams now,
+by phase, in the shared cache (Redis in production, so every worker sees every other;
+process memory in the zero-setup mode). A new session, or a socket that connects to one, is refused with
 ``Overloaded`` (HTTP 503 with Retry-After, WebSocket close 4503) when
 
 - the 95th percentile of that wait over the last two seconds is above
@@ -33,8 +34,11 @@ costliest phase, seeking blinks together, as if it stayed there. Open sessions t
 streaming (created, connecting) and the new one are counted at what a session costs over its
 life, less what remains of their setup (``CostModel.waiting``). A session's mean over its life
 weighs each phase's cost by the time sessions spend in it, measured over FLOW_WINDOW (a
-minute) rather than the ten seconds of the costs: after a quiet spell those ten seconds hold
-only a crowd's first phase (``CostModel.per_session``).
+minute) rather than the ten seconds of the costs, on the sessions that ended: after a quiet
+spell those ten seconds hold only a crowd's first phase, and the sessions still streaming have
+not shown how long they last (``CostModel.per_session``). A session's own work is taken out of
+the frames' CPU and counted once a session, every session cycle (``CostModel.session_work_rate``):
+a crowd's creations and connections all fall within its arrival.
 
 Why the model before this one refused sessions with the host about 60% busy (issue 19): it
 counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
@@ -59,6 +63,7 @@ once is not all admitted before the first measurement."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -72,7 +77,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -108,19 +113,30 @@ STREAM_IDLE_SECONDS = 1.0
 # A phase's cost is its own once this many of its frames are in the window; before, the
 # average of all frames (a few frames of a rare phase say little).
 MIN_PHASE_FRAMES = 20
-# The seconds a session spends in each phase are measured once this many started (FLOW_WINDOW).
-MIN_SESSIONS_STARTED = 5
+# The seconds a session spends in each phase are measured once this many ended (FLOW_WINDOW).
+MIN_SESSIONS_ENDED = 5
 _REGISTRY_KEY = "faceauth:admission:workers"
 # A frame's CPU cost before any is measured: about twice what a 640x480 frame costs on a
 # current x86 core, so a cold server admits somewhat fewer sessions than it could carry.
 COLD_FRAME_CPU = 0.010
 
-# A session's phases, in the order it goes through them: the liveness tracker seeks a blink
-# (the eye model and detection on every frame while parallax is measured too), measures
-# parallax (tracked points, detection where a window starts), then the evidence is in and
-# frames only bring samples and the anti-spoofing verdict. Matching happens once, at the end, on a
-# database thread: it is in the per-frame share of the process's CPU, not a phase of frames.
-PHASES = ("blink", "parallax", "samples")
+# A session's phases, in the order it goes through them: its start (the first START_FRAMES
+# frames), then the liveness tracker seeks a blink (the eye model and detection on every frame
+# while parallax is measured too), measures parallax (tracked points, detection where a window
+# starts), then the evidence is in and frames only bring samples and the anti-spoofing
+# verdict. Matching happens once, at the end, on a database thread: it is
+# the session's own work (EngineLoad.session_work), not a phase of frames.
+PHASES = ("start", "blink", "parallax", "samples")
+# A session's first frames cost about twice a later one's: the face is sought on the whole
+# frame, the identity signal takes its first embedding, the anti-spoofing model its first
+# score, parallax its first points (one-thread replay of the generated hand-held clip: 24,
+# 11, 11 and 16 ms against 8 ms a frame after). Counted in the blink phase, they made that
+# phase look 15-35% dearer while a crowd arrived, when the cost window holds mostly such
+# frames, and every session to come was counted at that price (issue 19). The start ends there,
+# not at the anti-spoofing verdict (one frame in three scored until frame 12, 9.6 ms a frame
+# on frames 4-12): a start that long filled an arriving crowd's cost window, the blink phase
+# had too few frames of its own there and was priced at the window's mix, the start's cost.
+START_FRAMES = 4
 # Thread names (what `top -H` and bench/load.py's per-thread figures show).
 ENGINE_THREAD_NAME = "fa-engine"
 SYNC_THREAD_NAME = "fa-sync"
@@ -128,7 +144,10 @@ SYNC_THREAD_NAME = "fa-sync"
 
 def session_phase(processor: Any) -> str:
     """The phase a frame pipeline (services.frames.FrameProcessor) is in before its next
-    frame: read from its liveness tracker (the passive one inside an active-mode tracker)."""
+    frame: ``start`` for its first START_FRAMES frames, then read from its liveness tracker
+    (the passive one inside an active-mode tracker)."""
+    if getattr(processor, "frames_processed", START_FRAMES) < START_FRAMES:
+        return "start"
     tracker = getattr(processor, "tracker", None)
     liveness = getattr(tracker, "passive", tracker)
     if liveness is None or getattr(liveness, "measuring_blink", False):
@@ -163,7 +182,7 @@ class PhaseLoad:
     engine_seconds: float = 0.0  # wall time those frames spent in the engine
     session_seconds: float = 0.0  # time sessions spent in this phase (the gaps between their frames)
     # Over FLOW_WINDOW, not the window of the figures above: sessions whose first frame was in
-    # this phase, and the time sessions spent in it.
+    # this phase, and the time that the sessions which ended spent in it over their whole life.
     started: int = 0
     flow_seconds: float = 0.0
 
@@ -171,8 +190,8 @@ class PhaseLoad:
 @dataclass(frozen=True)
 class WorkerLoad:
     """One worker's published figures: sums over the last ``seconds`` (at most PHASE_WINDOW),
-    and the sessions' flow (phases' ``started`` and ``flow_seconds``, ``setup_seconds``) over
-    the last FLOW_WINDOW seconds."""
+    and the sessions' flow (phases' ``started`` and ``flow_seconds``, ``ended``,
+    ``setup_seconds``) over the last FLOW_WINDOW seconds."""
 
     worker: str
     host: str
@@ -187,6 +206,12 @@ class WorkerLoad:
     phases: dict[str, PhaseLoad] = field(default_factory=dict)
     # From creation to the first frame, summed over the sessions that started (FLOW_WINDOW).
     setup_seconds: float = 0.0
+    ended: int = 0  # sessions that ended with a verdict (FLOW_WINDOW)
+    # CPU of the sessions' own requests and database calls (created, connected, finished:
+    # ``EngineLoad.session_work``), not of their frames: over the window of ``cpu_seconds``,
+    # which includes it, and over FLOW_WINDOW, to be shared among the sessions that started.
+    session_work_seconds: float = 0.0
+    flow_session_work_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         # From the cache the phases come back as plain dicts.
@@ -220,14 +245,18 @@ class _Bucket:
     serving_cpu: float
     host_busy: float
     frames: int
-    phases: dict[str, list[float]]  # phase -> [frames, engine seconds, session seconds, started]
+    # phase -> [frames, engine seconds, session seconds, started, ended sessions' seconds]
+    phases: dict[str, list[float]]
     setup_seconds: float
+    session_work: float
+    ended: int
 
 
 @dataclass
 class _Stream:
     phase: str
     last_frame_at: float
+    seconds: dict[str, float]  # time spent in each phase so far
 
 
 class EngineLoad:
@@ -239,6 +268,8 @@ class EngineLoad:
         self._buckets: deque[_Bucket] = deque()
         self._open = self._new_phases()  # the current interval's per-phase sums
         self._open_setup = 0.0  # the current interval's sessions' seconds from creation to first frame
+        self._open_work = 0.0  # the current interval's CPU seconds of session work
+        self._open_ended = 0  # the current interval's sessions that ended
         # Frame pipeline -> its phase now; weak, so a pipeline whose socket went is dropped.
         self._streams: weakref.WeakKeyDictionary[Any, _Stream] = weakref.WeakKeyDictionary()
         self._published_at = 0.0
@@ -250,7 +281,7 @@ class EngineLoad:
 
     @staticmethod
     def _new_phases() -> dict[str, list[float]]:
-        return {phase: [0, 0.0, 0.0, 0] for phase in PHASES}
+        return {phase: [0, 0.0, 0.0, 0, 0.0] for phase in PHASES}
 
     def measured(self, wait: float, function: Callable[..., T], *args: Any) -> T:
         """Runs one frame (``function``, a frame pipeline's bound ``process``) that waited
@@ -270,6 +301,18 @@ class EngineLoad:
         finally:
             self._record(started, wait, phase, owner, finished=finished)
 
+    @contextlib.contextmanager
+    def session_work(self) -> Iterator[None]:
+        """Counts the calling thread's CPU inside the block as a session's own work (creating,
+        connecting, finishing it: matching, the result, the database), not its frames'."""
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            spent = time.thread_time() - started
+            with self._lock:
+                self._open_work += spent
+
     def record(self, wait: float) -> None:
         """One frame without a session (its time in the engine not measured) started
         ``wait`` seconds after it was submitted."""
@@ -288,7 +331,10 @@ class EngineLoad:
                 # The gap since the session's previous frame is time it spent in this phase;
                 # its first frame counts one frame interval.
                 gap = ended - stream.last_frame_at if stream is not None else 1 / settings.FACEAUTH_MAX_FPS
-                sums[2] += min(gap, STREAM_IDLE_SECONDS)
+                gap = min(gap, STREAM_IDLE_SECONDS)
+                sums[2] += gap
+                seconds = stream.seconds if stream is not None else {}
+                seconds[phase] = seconds.get(phase, 0.0) + gap
                 if stream is None:
                     sums[3] += 1
                     created_at = getattr(owner, "created_at", None)
@@ -296,8 +342,11 @@ class EngineLoad:
                         self._open_setup += min(max(0.0, ended - created_at), STARTING_SESSION_SECONDS)
                 if finished:
                     self._streams.pop(owner, None)
+                    self._open_ended += 1
+                    for name, spent in seconds.items():
+                        self._open[name][4] += spent
                 else:
-                    self._streams[owner] = _Stream(session_phase(owner), ended)
+                    self._streams[owner] = _Stream(session_phase(owner), ended, seconds)
             if ended - self._published_at >= PUBLISH_INTERVAL:
                 report = self._report(ended)
         if report is not None:
@@ -312,9 +361,10 @@ class EngineLoad:
                 at=now, seconds=now - self._published_at, cpu=cpu - self._published_cpu,
                 serving_cpu=serving - self._published_serving, host_busy=host - self._published_host,
                 frames=int(sum(sums[0] for sums in self._open.values())), phases=self._open,
-                setup_seconds=self._open_setup,
+                setup_seconds=self._open_setup, session_work=self._open_work, ended=self._open_ended,
             ))
-        self._open, self._open_setup = self._new_phases(), 0.0
+        self._open, self._open_setup, self._open_work = self._new_phases(), 0.0, 0.0
+        self._open_ended = 0
         while self._buckets and self._buckets[0].at - self._buckets[0].seconds < now - FLOW_WINDOW:
             self._buckets.popleft()
         streaming: dict[str, int] = dict.fromkeys(PHASES, 0)
@@ -344,11 +394,14 @@ class EngineLoad:
                     engine_seconds=sum(b.phases[phase][1] for b in buckets),
                     session_seconds=sum(b.phases[phase][2] for b in buckets),
                     started=int(sum(b.phases[phase][3] for b in flow)),
-                    flow_seconds=sum(b.phases[phase][2] for b in flow),
+                    flow_seconds=sum(b.phases[phase][4] for b in flow),
                 )
                 for phase in PHASES
             },
             setup_seconds=sum(b.setup_seconds for b in flow),
+            ended=sum(b.ended for b in flow),
+            session_work_seconds=sum(b.session_work for b in buckets),
+            flow_session_work_seconds=sum(b.session_work for b in flow),
         )
         self._published_at, self._published_cpu = now, cpu
         self._published_serving, self._published_host = serving, host
@@ -404,9 +457,12 @@ class CostModel:
     per_phase: dict[str, float]  # phases with enough frames measured
     average: float  # a session at the window's mix of frames, for phases without their own figure
     streaming: dict[str, int]  # sessions streaming now, by phase
-    # Mean seconds a session spends in each phase (empty until enough sessions started).
+    # Mean seconds a session spends in each phase (empty until enough sessions ended).
     durations: dict[str, float] = field(default_factory=dict)
     setup: float = 0.0  # mean seconds from a session's creation to its first frame (0 until measured)
+    # CPU seconds of a session's own work (its creation, connection and end), counted once a
+    # session rather than in its frames (0 until the durations are measured).
+    session_work: float = 0.0
 
     @classmethod
     def from_loads(cls, loads: Iterable[WorkerLoad], max_fps: int) -> CostModel:
@@ -421,14 +477,25 @@ class CostModel:
         if not frames:
             cold = max_fps * COLD_FRAME_CPU
             return cls({}, cold, streaming)
-        # Sessions skip phases (head movement often comes while the blink is sought): each
-        # phase's time is shared among all the sessions that started, not those that entered it.
+        # A session's life is measured on the sessions that ended: counting those still
+        # streaming at the time they have streamed so far made a crowd that had just arrived
+        # look like short sessions spent mostly in their start (issue 19, a narrow-eyed clip:
+        # 4.7 s with 2.1 s of start, where sessions last about 14 s). Sessions skip phases (head
+        # movement often comes while the blink is sought): each phase's time is shared among
+        # all the sessions that ended, not those that entered it.
         started = sum(p.started for group in phases.values() for p in group)
-        durations, setup = {}, 0.0
-        if started >= MIN_SESSIONS_STARTED:
-            durations = {phase: sum(p.flow_seconds for p in group) / started
+        ended = sum(load.ended for load in loads)
+        durations, setup, session_work = {}, 0.0, 0.0
+        if ended >= MIN_SESSIONS_ENDED and started:
+            durations = {phase: sum(p.flow_seconds for p in group) / ended
                          for phase, group in phases.items()}
             setup = sum(load.setup_seconds for load in loads) / started
+            # A session's own work is taken out of its frames' CPU and counted once a session:
+            # a crowd's creations and connections, all within its arrival, made each of its
+            # frames look dearer then (about 0.5 ms of the 2 ms a frame more at the refusals on
+            # a hand-held clip, issue 19). Refused creations count with the sessions that started.
+            session_work = sum(load.flow_session_work_seconds for load in loads) / started
+            cpu = max(serving, cpu - sum(load.session_work_seconds for load in loads))
         serving_per_frame = serving / frames
         rate = min(max_fps, frames / session_time) if session_time else max_fps
         average = rate * cpu / frames
@@ -441,7 +508,7 @@ class CostModel:
             share = sum(p.engine_seconds for p in group) / engine_time
             per_frame = serving_per_frame + (cpu - serving) * share / count
             per_phase[phase] = min(max_fps, count / seconds) * per_frame
-        return cls(per_phase, average, streaming, durations, setup)
+        return cls(per_phase, average, streaming, durations, setup, session_work)
 
     def session(self, phase: str) -> float:
         """CPU seconds per second of a session in ``phase`` while it stays there."""
@@ -451,6 +518,13 @@ class CostModel:
     def life(self) -> float:
         """Mean seconds a session streams (0 until measured)."""
         return sum(self.durations.values())
+
+    @property
+    def session_work_rate(self) -> float:
+        """CPU seconds per second of one place's sessions' own work: a session's creation,
+        connection and end once every cycle (setup and life)."""
+        cycle = self.life + self.setup
+        return self.session_work / cycle if cycle > 0 else 0.0
 
     @property
     def per_session(self) -> float:
@@ -511,12 +585,14 @@ class CostModel:
         while ``open_sessions`` is the database's count now: counts above it are scaled down
         to it, phase by phase. Uncapped, sessions that had just ended were still counted, and
         their successors again as waiting (issue 19: 10.5 streaming counted for 9 open
-        sessions with 3-second sessions, refusals with the host 64% busy)."""
+        sessions with 3-second sessions, refusals with the host 64% busy).
+
+        Every open session's place also takes its sessions' own work (``session_work_rate``)."""
         streaming = sum(self.streaming.values())
         scale = min(1.0, open_sessions / streaming) if streaming else 1.0
         waiting = max(0, open_sessions - streaming)
         return sum(scale * count * self.projected(phase) for phase, count in self.streaming.items()) + (
-            waiting * self.waiting
+            waiting * self.waiting + open_sessions * self.session_work_rate
         )
 
 
@@ -597,10 +673,22 @@ def _cpu_decision(model: CostModel, *, cores: int, sessions: int, others: float 
                 "projected_cpu": {phase: round(model.projected(phase), 4) for phase in PHASES},
                 "phase_seconds": {phase: round(seconds, 2) for phase, seconds in model.durations.items()},
                 "setup_seconds": round(model.setup, 2), "waiting_cpu": round(model.waiting, 4),
+                "session_work_cpu": round(model.session_work, 4),
                 "streaming": model.streaming,
             },
         )
     return Decision(True)
+
+
+def counted_as_session_work(function: Callable[..., T]) -> Callable[..., T]:
+    """``function`` with its CPU counted as a session's own work (``EngineLoad.session_work``)."""
+
+    @functools.wraps(function)
+    def counted(*args: Any, **kwargs: Any) -> T:
+        with engine_load.session_work():
+            return function(*args, **kwargs)
+
+    return counted
 
 
 def _retry_after() -> int:

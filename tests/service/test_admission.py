@@ -34,7 +34,8 @@ def publish(*, wait_p95: float = 0.02, cpu_per_second: float = 0.5, frames_per_s
             worker: str = "host-a:1", host: str = "host-a", cores: int = 2,
             host_cpu_per_second: float | None = None, serving_cpu_per_second: float = 0.0,
             phases: dict[str, admission.PhaseLoad] | None = None, seconds: float = 10.0,
-            setup_seconds: float = 0.0) -> None:
+            setup_seconds: float = 0.0, session_work_seconds: float = 0.0,
+            flow_session_work_seconds: float = 0.0, ended: int = 0) -> None:
     """What a worker publishes after measuring its engine (admission.EngineLoad), as rates
     over a window of ``seconds``; by default nothing else runs on its host."""
     host_cpu = cpu_per_second if host_cpu_per_second is None else host_cpu_per_second
@@ -42,7 +43,8 @@ def publish(*, wait_p95: float = 0.02, cpu_per_second: float = 0.5, frames_per_s
         worker=worker, host=host, cores=cores, seconds=seconds, cpu_seconds=cpu_per_second * seconds,
         serving_cpu_seconds=serving_cpu_per_second * seconds, host_busy_seconds=host_cpu * seconds,
         frames=round(frames_per_second * seconds), wait_p95=wait_p95, frames_in_window=500,
-        phases=phases or {}, setup_seconds=setup_seconds,
+        phases=phases or {}, setup_seconds=setup_seconds, session_work_seconds=session_work_seconds,
+        flow_session_work_seconds=flow_session_work_seconds, ended=ended,
     ))
 
 
@@ -144,7 +146,7 @@ def test_sessions_are_counted_at_the_cost_of_their_phase(db):
     assert admission.decide(sessions=16).admit
     refused = admission.decide(sessions=17)
     assert not refused.admit and refused.inputs["rule"] == "cpu"
-    assert refused.inputs["streaming"] == {"blink": 4, "parallax": 3, "samples": 3}
+    assert refused.inputs["streaming"] == {"start": 0, "blink": 4, "parallax": 3, "samples": 3}
     # The same sessions later, all collecting samples (0.43 together): room for 11 more,
     # where one average for every session would still see room for 6.
     publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=mix(0, 0, 10))
@@ -161,9 +163,9 @@ def test_streaming_sessions_are_counted_at_what_their_phase_lets_expect_over_a_s
     # blink, 1.5 s measuring parallax and 1.5 s collecting samples (5 s in all).
     phases = mix(10, 0, 0)
     phases["blink"] = dataclasses.replace(phases["blink"], started=20)
-    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases)
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases, ended=20)
     model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
-    assert model.durations == pytest.approx({"blink": 2.0, "parallax": 1.5, "samples": 1.5})
+    assert model.durations == pytest.approx({"start": 0.0, "blink": 2.0, "parallax": 1.5, "samples": 1.5})
     # Over the next 5 s, a session seeking a blink now seeks it 1 s more (0.16), measures
     # parallax 1.5 s (0.077) and collects samples 1.5 s (0.043); for the last second the next
     # session takes its place at the average (0.1): 0.088 a second. One collecting samples now
@@ -182,7 +184,7 @@ def test_the_time_sessions_take_to_be_set_up_is_not_counted_as_streaming(db):
     # The mix above; the 20 sessions took 0.5 s each from creation to their first frame.
     phases = mix(10, 0, 0)
     phases["blink"] = dataclasses.replace(phases["blink"], started=20)
-    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases,
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases, ended=20,
             setup_seconds=20 * 0.5)
     model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
     assert model.setup == pytest.approx(0.5)
@@ -207,10 +209,11 @@ def test_after_a_quiet_spell_sessions_to_come_are_counted_over_their_whole_life(
         "parallax": Phase(frames=50, engine_seconds=1 / 3, session_seconds=5.0, flow_seconds=30.0),
         "samples": Phase(frames=50, engine_seconds=1 / 6, session_seconds=5.0, flow_seconds=30.0),
     }
-    publish(cpu_per_second=1.5, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases)
+    publish(cpu_per_second=1.5, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases,
+            ended=20)
     model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
     assert model.average == pytest.approx(0.15)
-    assert model.durations == pytest.approx({"blink": 2.0, "parallax": 1.5, "samples": 1.5})
+    assert model.durations == pytest.approx({"start": 0.0, "blink": 2.0, "parallax": 1.5, "samples": 1.5})
     life_cost = (2 * model.session("blink") + 1.5 * model.session("parallax")
                  + 1.5 * model.session("samples")) / 5
     assert model.per_session == pytest.approx(life_cost) and model.per_session < 0.11
@@ -219,6 +222,78 @@ def test_after_a_quiet_spell_sessions_to_come_are_counted_over_their_whole_life(
         (0.75 * model.session("samples") + 4.25 * model.per_session) / 5)
     # Five more sessions waiting to stream: counted at 0.1 each, not at the crowd's 0.15.
     assert model.demand(15) - model.demand(10) == pytest.approx(5 * model.per_session)
+
+
+def test_a_crowd_s_first_frames_do_not_price_every_session_to_come(db):
+    # A crowd arrived 1.4 s ago: twenty sessions streamed their first frames (20 ms each in the
+    # engine) and a second of seeking a blink (10 ms a frame); the minute before saw sessions
+    # spend 0.4 s in their first frames, 2 s seeking a blink, 1.5 s measuring parallax and 1.5
+    # s collecting samples. Counted in the blink phase, the first frames would price a blink
+    # frame at 13.3 ms and a session over its life at 0.080 of a core; measured apart, each
+    # phase keeps its own cost and a session costs 0.0727 (0.4 x 0.2 + 2 x 0.1 + 1.5 x 0.05
+    # + 1.5 x 0.025, over 5.4 s).
+    phases = {
+        "start": Phase(sessions=0, frames=80, engine_seconds=1.6, session_seconds=8.0, started=20,
+                       flow_seconds=8.0),
+        "blink": Phase(sessions=20, frames=160, engine_seconds=1.6, session_seconds=16.0, flow_seconds=40.0),
+        "parallax": Phase(frames=100, engine_seconds=0.5, session_seconds=10.0, flow_seconds=30.0),
+        "samples": Phase(frames=100, engine_seconds=0.25, session_seconds=10.0, flow_seconds=30.0),
+    }
+    publish(cpu_per_second=0.395, frames_per_second=44.0, phases=phases, ended=20)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.session("start") == pytest.approx(0.2)
+    assert model.session("blink") == pytest.approx(0.1)
+    assert model.per_session == pytest.approx(0.3925 / 5.4)
+    assert model.demand(25) - model.demand(20) == pytest.approx(5 * model.waiting)
+
+
+def test_a_session_s_own_work_is_counted_once_a_session_not_in_its_frames(db):
+    # The mix above, 20 sessions started in the minute; each took 50 ms of CPU to be created,
+    # connected and ended, 0.5 s of it in the cost window. The frames' CPU is the other 9.5 s:
+    # a blink-seeking frame 15.2 ms (1 ms event loop + 6/9 of 8.5 s over 400 frames).
+    phases = mix(10, 0, 0)
+    phases["blink"] = dataclasses.replace(phases["blink"], started=20)
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases, ended=20,
+            session_work_seconds=0.5, flow_session_work_seconds=20 * 0.05)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.session_work == pytest.approx(0.05)
+    assert model.session("blink") == pytest.approx(10 * (0.001 + 8.5 * 6 / 9 / 400))
+    assert model.average == pytest.approx(0.095)
+    # A place runs a session every 5 s: 0.01 of a core for its creations, connections, ends.
+    assert model.session_work_rate == pytest.approx(0.01)
+    assert model.demand(12) - model.demand(10) == pytest.approx(2 * (model.waiting + 0.01))
+    assert model.demand(10) == pytest.approx(10 * (model.projected("blink") + 0.01))
+
+
+def _burn_cpu(seconds: float) -> float:
+    started = time.thread_time()
+    while time.thread_time() - started < seconds:
+        sum(range(1000))
+    return time.thread_time() - started
+
+
+def test_a_session_s_own_work_is_the_cpu_of_the_thread_doing_it(db, monkeypatch):
+    clock = _fake_monotonic(monkeypatch)
+    load = admission.EngineLoad()
+    load.measured(0.001, FakePipeline().process, clock, 0.01)  # starts the measurements
+    with load.session_work():
+        spent = _burn_cpu(0.02)
+    clock[0] += 1.0
+    load.measured(0.001, FakePipeline().process, clock, 0.01)
+    published = load._report(clock[0])
+    assert spent <= published.session_work_seconds < spent + 0.01
+    assert published.flow_session_work_seconds == published.session_work_seconds
+    clock[0] += admission.PHASE_WINDOW + 1  # out of the cost window, still in the flow's
+    load.measured(0.001, FakePipeline().process, clock, 0.01)
+    published = load._report(clock[0])
+    assert published.session_work_seconds == 0 and published.flow_session_work_seconds >= spent
+
+
+def test_creating_a_session_is_counted_as_its_own_work(api, monkeypatch):
+    load = admission.EngineLoad()
+    monkeypatch.setattr(admission, "engine_load", load)
+    assert api.post("/api/auth/enrollment/", {"user_id": "user123"}, format="json").status_code == 201
+    assert load._open_work > 0
 
 
 def test_the_time_sessions_spend_in_each_phase_outlasts_the_cost_window(db, monkeypatch):
@@ -238,20 +313,43 @@ def test_the_time_sessions_spend_in_each_phase_outlasts_the_cost_window(db, monk
     load.measured(0.001, arriving.process, clock, 0.01)
     published = load._report(clock[0])
     # The costs are the last ten seconds' (no more than the newcomer's frames); the flow is
-    # the minute's.
+    # the minute's: the sessions that started, and the six that ended with their whole life.
     assert published.frames <= 2 and published.phases["blink"].session_seconds <= 0.2 + 1e-9
-    assert published.phases["blink"].started == 7
-    assert published.phases["blink"].flow_seconds == pytest.approx(6 * 1.0 + 0.2, abs=0.01)
+    assert published.phases["blink"].started == 7 and published.ended == 6
+    assert published.phases["blink"].flow_seconds == pytest.approx(6 * 1.0, abs=0.01)
     clock[0] += admission.FLOW_WINDOW
     load.measured(0.001, arriving.process, clock, 0.01)
     published = load._report(clock[0])
-    assert published.phases["blink"].started == 0  # a minute later, gone too
+    assert published.phases["blink"].started == 0 and published.ended == 0  # a minute later, gone too
 
 
-def test_until_enough_sessions_started_a_streaming_session_costs_what_its_phase_costs_now(db):
+def test_a_session_s_life_is_measured_on_the_sessions_that_ended(db, monkeypatch):
+    clock = _fake_monotonic(monkeypatch)
+    load = admission.EngineLoad()
+    load.measured(0.001, FakePipeline().process, clock, 0.01)  # starts the measurements
+    for _ in range(6):  # six sessions of 3 s each, one after the other
+        session = FakePipeline()
+        for frame in range(30):
+            session.ends = frame == 29
+            load.measured(0.001, session.process, clock, 0.01)
+            clock[0] += 0.09
+    crowd = [FakePipeline() for _ in range(10)]  # then a crowd arrives and streams for 1 s
+    for _ in range(10):
+        for session in crowd:
+            load.measured(0.001, session.process, clock, 0.001)
+        clock[0] += 0.09
+    admission._publish(load._report(clock[0]))
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    # Not (18 + 10) s over 16 sessions that started (1.75 s): the crowd's sessions have not
+    # shown how long they last.
+    assert model.life == pytest.approx(3.0, abs=0.01)
+
+
+def test_until_enough_sessions_ended_a_streaming_session_costs_what_its_phase_costs_now(db):
     phases = mix(4, 3, 3)
-    phases["blink"] = dataclasses.replace(phases["blink"], started=admission.MIN_SESSIONS_STARTED - 1)
-    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases)
+    phases["blink"] = dataclasses.replace(phases["blink"], started=20)
+    publish(cpu_per_second=1.0, frames_per_second=100.0, serving_cpu_per_second=0.1, phases=phases,
+            ended=admission.MIN_SESSIONS_ENDED - 1)
     model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
     assert model.durations == {} and model.life == 0
     assert model.projected("blink") == pytest.approx(0.16)
@@ -327,7 +425,7 @@ def test_frames_are_measured_by_the_phase_of_their_session(db, monkeypatch):
     load.measured(0.001, moving.process, clock, 0.006)
     published = load._report(clock[0])  # what it would publish now
     assert {phase: p.sessions for phase, p in published.phases.items()} == {
-        "blink": 0, "parallax": 2, "samples": 0}
+        "start": 0, "blink": 0, "parallax": 2, "samples": 0}
     blink, samples = published.phases["blink"], published.phases["samples"]
     assert blink.frames >= 20 and blink.engine_seconds / blink.frames == pytest.approx(0.012)
     assert samples.engine_seconds / samples.frames == pytest.approx(0.003)
@@ -335,7 +433,35 @@ def test_frames_are_measured_by_the_phase_of_their_session(db, monkeypatch):
     # Each session started once, in its first frame's phase; the very first frame, which starts
     # the measurements (the CPU clocks), is in no window.
     assert {phase: p.started for phase, p in published.phases.items()} == {
-        "blink": 0, "parallax": 1, "samples": 1}
+        "start": 0, "blink": 0, "parallax": 1, "samples": 1}
+
+
+class CountingPipeline(FakePipeline):
+    """A frame pipeline that counts the frames it processed, as FrameProcessor does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames_processed = 0
+
+    def process(self, clock: list[float], cost: float) -> SimpleNamespace:
+        self.frames_processed += 1
+        return super().process(clock, cost)
+
+
+def test_a_session_s_first_frames_are_measured_apart_from_the_phases_after(db, monkeypatch):
+    clock = _fake_monotonic(monkeypatch)
+    load = admission.EngineLoad()
+    load.measured(0.001, FakePipeline().process, clock, 0.01)  # starts the measurements
+    session = CountingPipeline()
+    for frame in range(10):  # its first frames cost twice the later ones
+        load.measured(0.001, session.process, clock, 0.02 if frame < admission.START_FRAMES else 0.01)
+        clock[0] += 0.09
+    published = load._report(clock[0])
+    start, blink = published.phases["start"], published.phases["blink"]
+    assert (start.frames, blink.frames) == (admission.START_FRAMES, 10 - admission.START_FRAMES)
+    assert start.engine_seconds / start.frames == pytest.approx(0.02)
+    assert blink.engine_seconds / blink.frames == pytest.approx(0.01)
+    assert start.started == 1 and start.sessions == 0 and blink.sessions == 1
 
 
 def test_a_session_s_setup_is_measured_from_its_creation_to_its_first_frame(db, monkeypatch):
@@ -355,6 +481,8 @@ def test_a_session_s_setup_is_measured_from_its_creation_to_its_first_frame(db, 
 
 def test_the_phase_is_read_from_the_frame_pipelines_liveness_tracker(settings):
     processor = FrameProcessor(ProcessingConfig.from_settings(samples_needed=3))
+    assert admission.session_phase(processor) == "start"
+    processor.frames_processed = admission.START_FRAMES
     assert admission.session_phase(processor) == "blink"
     processor.tracker._blinks = 1  # a blink is in: the eye model no longer runs
     assert admission.session_phase(processor) == "parallax"
@@ -458,6 +586,18 @@ async def test_a_socket_that_connects_anyway_gets_a_clear_error_and_its_session_
     await communicator.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_connecting_a_socket_is_counted_as_its_session_s_own_work(credentials, monkeypatch):
+    created = await _create(credentials)
+    load = admission.EngineLoad()
+    monkeypatch.setattr(admission, "engine_load", load)
+    communicator = WebsocketCommunicator(application, f"/ws/auth/process-image/{created.token}/")
+    await communicator.connect(timeout=10)
+    assert (await communicator.receive_json_from(timeout=10))["type"] == "connection_established"
+    assert load._open_work > 0  # the admission decision and the session's claim
+    await communicator.disconnect()
+
+
 async def _create(credentials):
     return await database_sync_to_async(sessions.enrollment_session_create)(
         client=credentials.client, user_id="user123", target_samples=3
@@ -477,6 +617,6 @@ def _fake_monotonic(monkeypatch) -> list[float]:
     unchanged)."""
     clock = [1000.0]
     monkeypatch.setattr(admission, "time", SimpleNamespace(
-        monotonic=lambda: clock[0], process_time=time.process_time, time=time.time,
-        clock_gettime=time.clock_gettime, pthread_getcpuclockid=time.pthread_getcpuclockid))
+        monotonic=lambda: clock[0], process_time=time.process_time, thread_time=time.thread_time,
+        time=time.time, clock_gettime=time.clock_gettime, pthread_getcpuclockid=time.pthread_getcpuclockid))
     return clock
