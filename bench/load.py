@@ -29,11 +29,11 @@ of the engine's CPU over the workers, the admission refusals the server logged w
 rules' inputs at each (which rule, when in the run, the demand against the capacity, the
 workers' frames/s),
 then the per-frame budget: the engine's CPU per frame by session phase (its first frames,
-seeking a blink, measuring parallax, collecting samples) and by component (decode, detection, landmarks, eye
-model, anti-spoofing model, embedding, parallax, the rest) in a one-thread replay of the same
-frames, the server's own CPU outside the engine (Python serving) and the sizing it gives, and
-the engine's CPU per frame against the floor (JPEG decode + detection + landmarks of the
-same frames, measured in the same replay). The last line is always
+seeking a blink, measuring parallax, collecting samples) and by component (decode, detection,
+landmarks, eye model, anti-spoofing model, embedding, parallax, the rest) in a one-thread
+replay of the same frames, the server's own CPU outside the engine (Python serving) and the
+sizing it gives, and the engine's CPU per frame against the floor (JPEG decode + detection +
+landmarks of the same frames, measured in the same replay). The last line is always
 ``users=N fps=.. p50_ms=.. p95_ms=.. errors=.. completed=..``.
 """
 

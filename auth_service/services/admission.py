@@ -8,8 +8,8 @@ session's own work (its creation, connection and end, on the threads that do the
 second, the CPU the whole process used, the CPU of its event loop thread, and the host's busy
 CPU. It publishes the sums over the last PHASE_WINDOW seconds and the sessions it streams now,
 by phase, in the shared cache (Redis in production, so every worker sees every other;
-process memory in the zero-setup mode). A new session, or a socket that connects to one, is refused with
-``Overloaded`` (HTTP 503 with Retry-After, WebSocket close 4503) when
+process memory in the zero-setup mode). A new session, or a socket that connects to one, is
+refused with ``Overloaded`` (HTTP 503 with Retry-After, WebSocket close 4503) when
 
 - the 95th percentile of that wait over the last two seconds is above
   FACEAUTH_ADMISSION_LATENCY_MS on every worker (the engine is behind everywhere), or
@@ -36,9 +36,10 @@ life, less what remains of their setup (``CostModel.waiting``). A session's mean
 weighs each phase's cost by the time sessions spend in it, measured over FLOW_WINDOW (a
 minute) rather than the ten seconds of the costs, on the sessions that ended: after a quiet
 spell those ten seconds hold only a crowd's first phase, and the sessions still streaming have
-not shown how long they last (``CostModel.per_session``). A session's own work is taken out of
-the frames' CPU and counted once a session, every session cycle (``CostModel.session_work_rate``):
-a crowd's creations and connections all fall within its arrival.
+not shown how long they last (``CostModel.per_session``). A session's own work is taken out
+of the frames' CPU and counted once a session, every session cycle
+(``CostModel.session_work_rate``): a crowd's creations and connections all fall within its
+arrival.
 
 Why the model before this one refused sessions with the host about 60% busy (issue 19): it
 counted every open session at FACEAUTH_MAX_FPS while sessions answer about 9 frames/s (they
@@ -124,8 +125,8 @@ COLD_FRAME_CPU = 0.010
 # frames), then the liveness tracker seeks a blink (the eye model and detection on every frame
 # while parallax is measured too), measures parallax (tracked points, detection where a window
 # starts), then the evidence is in and frames only bring samples and the anti-spoofing
-# verdict. Matching happens once, at the end, on a database thread: it is
-# the session's own work (EngineLoad.session_work), not a phase of frames.
+# verdict. Matching happens once, at the end, on a database thread: it is the session's own
+# work (EngineLoad.session_work), not a phase of frames.
 PHASES = ("start", "blink", "parallax", "samples")
 # A session's first frames cost about twice a later one's: the face is sought on the whole
 # frame, the identity signal takes its first embedding, the anti-spoofing model its first
