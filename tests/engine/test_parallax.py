@@ -45,4 +45,3 @@ def test_few_points_are_averaged_over_as_many_neighbours_as_there_are() -> None:
     moved = points.copy()
     moved[:, 0] += 0.2 * height
     assert np.isfinite(planar_residual(points, moved))
-
