@@ -27,7 +27,8 @@ and once every user had arrived: what the machine runs at), CPU and RSS per serv
 the server's CPU per frame by thread (event loop, engine, OpenVINO, database...), the spread
 of the engine's CPU over the workers, the admission refusals the server logged with the
 rules' inputs at each (which rule, when in the run, the demand against the capacity, the
-workers' frames/s),
+workers' frames/s, and for refusals beside a worker under half the busiest's frames after every
+user had arrived, how busy that worker and the host were),
 then the per-frame budget: the engine's CPU per frame by session phase (its first frames,
 seeking a blink, measuring parallax, collecting samples) and by component (decode, detection,
 landmarks, eye model, anti-spoofing model, embedding, parallax, the rest) in a one-thread
@@ -660,7 +661,7 @@ def report(run: Run, server: Server) -> list[str]:
         lines.append(f"spread over workers (engine threads + OpenVINO, % of a core): {', '.join(shares)}; "
                      f"least/most {min(workers.values()) / max(max(workers.values()), 1e-9):.2f}")
     lines.extend(published_report(run))
-    lines.extend(refusal_report(run.refusals, run.started_at))
+    lines.extend(refusal_report(run.refusals, run.started_at, arrival_seconds(run.duration)))
     # On one machine the simulated users take CPU that admission control counts as the
     # host's other load: a server on its own machine carries more.
     lines.append(f"load generator (this process): CPU {100 * run.generator_cpu_seconds / run.duration:.0f}% "
@@ -670,9 +671,10 @@ def report(run: Run, server: Server) -> list[str]:
     return lines
 
 
-def refusal_report(refusals: list[dict], started_at: float) -> list[str]:
-    """Which rule refused, when (seconds after the users started arriving at ``started_at``),
-    and on what figures (the server logs each refusal's inputs)."""
+def refusal_report(refusals: list[dict], started_at: float, arrival: float) -> list[str]:
+    """Which rule refused, when (seconds after the users started arriving at ``started_at``;
+    they take ``arrival`` seconds to arrive), and on what figures (the server logs each
+    refusal's inputs)."""
     if not refusals:
         return ["admission refusals logged: none"]
     rules = collections.Counter(f"{r.get('rule', '?')} rule at {r.get('asked', '?')}" for r in refusals)
@@ -710,16 +712,28 @@ def refusal_report(refusals: list[dict], started_at: float) -> list[str]:
         lines.append(f"  other processes' CPU at the cpu rule's refusals (cores): least "
                      f"{others[0]['others']:.2f}, median {median('others'):.2f}, most {most['others']:.2f} "
                      f"(workers' CPU / host's then: {workers})")
-    spreads = []
+    spreads, uneven_after_arrival = [], []
     for refusal in refusals:
-        fps = [w["fps"] for w in refusal.get("workers", [])]
+        workers = refusal.get("workers", [])
+        fps = [w["fps"] for w in workers]
         if len(fps) > 1:
-            spreads.append(min(fps) / max(max(fps), 1e-9))
+            spread = min(fps) / max(max(fps), 1e-9)
+            spreads.append(spread)
+            if spread < 0.5 and refusal.get("at", started_at) - started_at >= arrival:
+                uneven_after_arrival.append(refusal)
     if spreads:
-        idle = sum(spread < 0.5 for spread in spreads)
         lines.append(f"  workers' frames/s at the refusals, least/most: median "
                      f"{statistics.median(spreads):.2f}, lowest {min(spreads):.2f}; refusals while a worker "
-                     f"ran under half the busiest's frames: {idle}")
+                     f"ran under half the busiest's frames: {sum(spread < 0.5 for spread in spreads)}")
+        # While users arrive, a worker's figures cover the few sessions the kernel has handed it
+        # so far. After that, what matters is whether the quieter worker's cores went unused:
+        # each worker's engine threads can take the whole host.
+        if uneven_after_arrival:
+            least = [min(w["fps"] for w in r["workers"]) for r in uneven_after_arrival]
+            host = [statistics.fmean(w["host_cpu"] for w in r["workers"]) for r in uneven_after_arrival]
+            lines.append(f"    {len(uneven_after_arrival)} of them after every user had arrived: the quieter "
+                         f"worker at {min(least):.1f}-{max(least):.1f} frames/s, the host busy "
+                         f"{min(host):.2f}-{max(host):.2f} cores")
     return lines
 
 
@@ -946,7 +960,7 @@ def find_capacity(server: Server, token: str, messages: list, start: int, step: 
               flush=True)
         if not run.passed():
             # Why a step failed: the refusals' rules and inputs, which the best run's report lacks.
-            report = refusal_report(run.refusals, run.started_at)
+            report = refusal_report(run.refusals, run.started_at, arrival_seconds(run.duration))
             print("\n".join(f"    {line}" for line in report), flush=True)
         # Each step meets a quiet server, as a first one does: the last step's figures out of
         # admission's window. After 3 s, a step that followed an overloaded one was judged on

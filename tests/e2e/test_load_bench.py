@@ -36,7 +36,22 @@ def test_the_short_load_run_prints_its_figures_and_a_well_formed_last_line(faces
 def test_the_refusal_report_says_when_in_the_run_the_refusals_came():
     report = load_bench_script("load.py", "load_bench").refusal_report(
         [{"rule": "latency", "asked": "session", "at": 1000.0 + seconds} for seconds in (2.5, 3.0, 30.0)],
-        started_at=1000.0,
+        started_at=1000.0, arrival=5.0,
     )
     assert report[0] == "admission refusals logged: 3 (latency rule at session 3)"
     assert "  seconds into the run at the refusals: first 2.5, median 3.0, last 30.0" in report
+
+
+def test_the_refusal_report_tells_an_uneven_spread_during_the_arrival_from_one_after_it():
+    def refusal(seconds: float, fps: tuple[float, float]) -> dict:
+        return {"rule": "latency", "asked": "session", "at": 1000.0 + seconds,
+                "workers": [{"fps": f, "host_cpu": 1.6 + f / 100} for f in fps]}
+
+    report = load_bench_script("load.py", "load_bench").refusal_report(
+        [refusal(1.0, (0.0, 20.0)), refusal(2.0, (5.0, 30.0)), refusal(12.0, (10.0, 40.0)),
+         refusal(20.0, (38.0, 40.0))],
+        started_at=1000.0, arrival=5.0,
+    )
+    assert report[-2].endswith("refusals while a worker ran under half the busiest's frames: 3"), report
+    assert report[-1] == ("    1 of them after every user had arrived: the quieter worker at 10.0-10.0 "
+                          "frames/s, the host busy 1.85-1.85 cores"), report
