@@ -34,9 +34,14 @@ costliest phase, seeking blinks together, as if it stayed there. Open sessions t
 streaming (created, connecting) and the new one are counted at what a session costs over its
 life, less what remains of their setup (``CostModel.waiting``). A session's mean over its life
 weighs each phase's cost by the time sessions spend in it, measured over FLOW_WINDOW (a
-minute) rather than the ten seconds of the costs, on the sessions that ended: after a quiet
-spell those ten seconds hold only a crowd's first phase, and the sessions still streaming have
-not shown how long they last (``CostModel.per_session``). A session's own work is taken out
+minute) rather than the last ten seconds, on the sessions that ended: after a quiet spell
+those ten seconds hold only a crowd's first phase, and the sessions still streaming have not
+shown how long they last (``CostModel.per_session``). Once those times are measured, each
+phase's cost is the minute's too: every second's CPU is shared out among that second's frames
+(``_Bucket.phase_cpu``), so that seconds of different load are not mixed, and the phase is
+priced on all its frames of the minute. In the last ten seconds alone, a crowd that had just
+arrived priced its blink-seeking frames by its first ones, which still carry most of a
+session's anti-spoofing scores and its second identity check. A session's own work is taken out
 of the frames' CPU and counted once a session, every session cycle
 (``CostModel.session_work_rate``): a crowd's creations and connections all fall within its
 arrival.
@@ -186,6 +191,12 @@ class PhaseLoad:
     # this phase, and the time that the sessions which ended spent in it over their whole life.
     started: int = 0
     flow_seconds: float = 0.0
+    # Also over FLOW_WINDOW: this phase's frames, the CPU they took (each publication interval's
+    # process CPU shared out among its phases there: ``_Bucket.phase_cpu``) and the time
+    # sessions spent in the phase.
+    flow_frames: int = 0
+    flow_cpu_seconds: float = 0.0
+    flow_session_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -251,6 +262,20 @@ class _Bucket:
     setup_seconds: float
     session_work: float
     ended: int
+
+    def phase_cpu(self, phase: str) -> float:
+        """The CPU of this interval's frames of ``phase``: the event loop's per frame, and the
+        rest of the process's CPU, less the sessions' own work, by the phases' time in the
+        engine. Shared out within the interval, whose frames met the same contention: the
+        engine's wall time stretches when threads wait for a core, which a share taken across
+        intervals of different load would count as CPU."""
+        sums = self.phases[phase]
+        if not self.frames or not sums[0]:
+            return 0.0
+        serving = min(self.cpu, self.serving_cpu)
+        engine_time = sum(phase_sums[1] for phase_sums in self.phases.values())
+        rest = max(0.0, self.cpu - serving - self.session_work)
+        return serving * sums[0] / self.frames + (rest * sums[1] / engine_time if engine_time else 0.0)
 
 
 @dataclass
@@ -396,6 +421,9 @@ class EngineLoad:
                     session_seconds=sum(b.phases[phase][2] for b in buckets),
                     started=int(sum(b.phases[phase][3] for b in flow)),
                     flow_seconds=sum(b.phases[phase][4] for b in flow),
+                    flow_frames=int(sum(b.phases[phase][0] for b in flow)),
+                    flow_cpu_seconds=sum(b.phase_cpu(phase) for b in flow),
+                    flow_session_seconds=sum(b.phases[phase][2] for b in flow),
                 )
                 for phase in PHASES
             },
@@ -502,6 +530,18 @@ class CostModel:
         average = rate * cpu / frames
         per_phase = {}
         for phase, group in phases.items():
+            # Once sessions' lives are measured, a phase is priced over the same minute: its
+            # frames in the last ten seconds after a quiet spell are a crowd's first ones, and
+            # a session's frames after its start still carry most of its anti-spoofing scores
+            # and its second identity check (issue 19: the blink phase at 0.145-0.157 of a core
+            # while 10 users arrived, 0.118-0.136 after; the last of them refused at 1.65 cores
+            # counted for sessions that ran at 1.44).
+            flow_count = sum(p.flow_frames for p in group)
+            flow_seconds = sum(p.flow_session_seconds for p in group)
+            if durations and flow_count >= MIN_PHASE_FRAMES and flow_seconds:
+                flow_cpu = sum(p.flow_cpu_seconds for p in group)
+                per_phase[phase] = min(max_fps, flow_count / flow_seconds) * flow_cpu / flow_count
+                continue
             count = sum(p.frames for p in group)
             seconds = sum(p.session_seconds for p in group)
             if count < MIN_PHASE_FRAMES or not seconds or not engine_time:

@@ -247,6 +247,39 @@ def test_a_crowd_s_first_frames_do_not_price_every_session_to_come(db):
     assert model.demand(25) - model.demand(20) == pytest.approx(5 * model.waiting)
 
 
+def test_once_sessions_lives_are_measured_a_phase_is_priced_over_the_minute(db):
+    # A crowd arrived 4 s ago after a quiet spell: the last ten seconds hold its sessions'
+    # first blink-seeking frames, which carry their anti-spoofing scores and second identity
+    # check (25 ms of CPU a frame: 6/9 of 15 s over 400 frames). Over the minute, which holds
+    # the sessions before the spell too, a blink-seeking frame took 11 ms.
+    phases = mix(10, 0, 0)
+    phases["blink"] = dataclasses.replace(
+        phases["blink"], started=20, flow_frames=3000, flow_cpu_seconds=33.0, flow_session_seconds=300.0)
+    publish(cpu_per_second=1.5, frames_per_second=100.0, phases=phases, ended=20)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.session("blink") == pytest.approx(0.11)
+    # The other phases have too few frames over the minute: the last ten seconds price them.
+    assert model.session("parallax") == pytest.approx(10 * 1.5 * 10 * (2 / 9) / 300)
+    # Until five sessions have ended, the last ten seconds price every phase.
+    publish(cpu_per_second=1.5, frames_per_second=100.0, phases=phases, ended=4)
+    model = admission.CostModel.from_loads(admission.worker_loads(), max_fps=10)
+    assert model.session("blink") == pytest.approx(10 * 1.5 * 10 * (6 / 9) / 400)
+
+
+def test_an_interval_s_cpu_is_shared_among_its_own_frames(db):
+    # One second: 1.2 s of process CPU, 0.1 of it the event loop's and 0.1 sessions' own work;
+    # 8 blink-seeking frames spent 0.12 s in the engine, 2 sample frames 0.03 s.
+    interval = admission._Bucket(
+        at=1000.0, seconds=1.0, cpu=1.2, serving_cpu=0.1, host_busy=1.3, frames=10,
+        phases={"start": [0, 0.0, 0.0, 0, 0.0], "blink": [8, 0.12, 0.8, 0, 0.0],
+                "parallax": [0, 0.0, 0.0, 0, 0.0], "samples": [2, 0.03, 0.2, 0, 0.0]},
+        setup_seconds=0.0, session_work=0.1, ended=0,
+    )
+    assert interval.phase_cpu("blink") == pytest.approx(0.1 * 8 / 10 + 1.0 * 0.12 / 0.15)
+    assert interval.phase_cpu("samples") == pytest.approx(0.1 * 2 / 10 + 1.0 * 0.03 / 0.15)
+    assert interval.phase_cpu("parallax") == 0.0
+
+
 def test_a_session_s_own_work_is_counted_once_a_session_not_in_its_frames(db):
     # The mix above, 20 sessions started in the minute; each took 50 ms of CPU to be created,
     # connected and ended, 0.5 s of it in the cost window. The frames' CPU is the other 9.5 s:
@@ -317,6 +350,9 @@ def test_the_time_sessions_spend_in_each_phase_outlasts_the_cost_window(db, monk
     assert published.frames <= 2 and published.phases["blink"].session_seconds <= 0.2 + 1e-9
     assert published.phases["blink"].started == 7 and published.ended == 6
     assert published.phases["blink"].flow_seconds == pytest.approx(6 * 1.0, abs=0.01)
+    # The minute's frames and CPU by phase: every frame since the measurements started.
+    assert published.phases["blink"].flow_frames == 6 * 10 + 2
+    assert published.phases["blink"].flow_cpu_seconds > 0
     clock[0] += admission.FLOW_WINDOW
     load.measured(0.001, arriving.process, clock, 0.01)
     published = load._report(clock[0])
