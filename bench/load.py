@@ -712,22 +712,21 @@ def refusal_report(refusals: list[dict], started_at: float, arrival: float) -> l
         lines.append(f"  other processes' CPU at the cpu rule's refusals (cores): least "
                      f"{others[0]['others']:.2f}, median {median('others'):.2f}, most {most['others']:.2f} "
                      f"(workers' CPU / host's then: {workers})")
-    spreads, uneven_after_arrival = [], []
+    spreads, uneven = [], []
     for refusal in refusals:
-        workers = refusal.get("workers", [])
-        fps = [w["fps"] for w in workers]
+        fps = [w["fps"] for w in refusal.get("workers", [])]
         if len(fps) > 1:
-            spread = min(fps) / max(max(fps), 1e-9)
-            spreads.append(spread)
-            if spread < 0.5 and refusal.get("at", started_at) - started_at >= arrival:
-                uneven_after_arrival.append(refusal)
+            spreads.append(min(fps) / max(max(fps), 1e-9))
+            if spreads[-1] < 0.5:
+                uneven.append(refusal)
     if spreads:
         lines.append(f"  workers' frames/s at the refusals, least/most: median "
                      f"{statistics.median(spreads):.2f}, lowest {min(spreads):.2f}; refusals while a worker "
-                     f"ran under half the busiest's frames: {sum(spread < 0.5 for spread in spreads)}")
+                     f"ran under half the busiest's frames: {len(uneven)}")
         # While users arrive, a worker's figures cover the few sessions the kernel has handed it
         # so far. After that, what matters is whether the quieter worker's cores went unused:
         # each worker's engine threads can take the whole host.
+        uneven_after_arrival = [r for r in uneven if r.get("at", started_at) - started_at >= arrival]
         if uneven_after_arrival:
             least = [min(w["fps"] for w in r["workers"]) for r in uneven_after_arrival]
             host = [statistics.fmean(w["host_cpu"] for w in r["workers"]) for r in uneven_after_arrival]

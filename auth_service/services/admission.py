@@ -263,19 +263,23 @@ class _Bucket:
     session_work: float
     ended: int
 
-    def phase_cpu(self, phase: str) -> float:
-        """The CPU of this interval's frames of ``phase``: the event loop's per frame, and the
-        rest of the process's CPU, less the sessions' own work, by the phases' time in the
-        engine. Shared out within the interval, whose frames met the same contention: the
-        engine's wall time stretches when threads wait for a core, which a share taken across
-        intervals of different load would count as CPU."""
-        sums = self.phases[phase]
-        if not self.frames or not sums[0]:
-            return 0.0
+    @functools.cached_property
+    def phase_cpu(self) -> dict[str, float]:
+        """The CPU of this interval's frames, by phase: the event loop's per frame, and the rest
+        of the process's CPU, less the sessions' own work, by the phases' time in the engine.
+        Shared out within the interval, whose frames met the same contention: the engine's wall
+        time stretches when threads wait for a core, which a share taken across intervals of
+        different load would count as CPU. Computed once: a closed interval's sums no longer
+        change, and each publication reads the minute's intervals under the lock."""
+        if not self.frames:
+            return dict.fromkeys(self.phases, 0.0)
         serving = min(self.cpu, self.serving_cpu)
-        engine_time = sum(phase_sums[1] for phase_sums in self.phases.values())
+        engine_time = sum(sums[1] for sums in self.phases.values())
         rest = max(0.0, self.cpu - serving - self.session_work)
-        return serving * sums[0] / self.frames + (rest * sums[1] / engine_time if engine_time else 0.0)
+        return {
+            phase: serving * sums[0] / self.frames + (rest * sums[1] / engine_time if engine_time else 0.0)
+            for phase, sums in self.phases.items()
+        }
 
 
 @dataclass
@@ -422,7 +426,7 @@ class EngineLoad:
                     started=int(sum(b.phases[phase][3] for b in flow)),
                     flow_seconds=sum(b.phases[phase][4] for b in flow),
                     flow_frames=int(sum(b.phases[phase][0] for b in flow)),
-                    flow_cpu_seconds=sum(b.phase_cpu(phase) for b in flow),
+                    flow_cpu_seconds=sum(b.phase_cpu[phase] for b in flow),
                     flow_session_seconds=sum(b.phases[phase][2] for b in flow),
                 )
                 for phase in PHASES

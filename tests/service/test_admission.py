@@ -275,9 +275,9 @@ def test_an_interval_s_cpu_is_shared_among_its_own_frames(db):
                 "parallax": [0, 0.0, 0.0, 0, 0.0], "samples": [2, 0.03, 0.2, 0, 0.0]},
         setup_seconds=0.0, session_work=0.1, ended=0,
     )
-    assert interval.phase_cpu("blink") == pytest.approx(0.1 * 8 / 10 + 1.0 * 0.12 / 0.15)
-    assert interval.phase_cpu("samples") == pytest.approx(0.1 * 2 / 10 + 1.0 * 0.03 / 0.15)
-    assert interval.phase_cpu("parallax") == 0.0
+    assert interval.phase_cpu["blink"] == pytest.approx(0.1 * 8 / 10 + 1.0 * 0.12 / 0.15)
+    assert interval.phase_cpu["samples"] == pytest.approx(0.1 * 2 / 10 + 1.0 * 0.03 / 0.15)
+    assert interval.phase_cpu["parallax"] == 0.0
 
 
 def test_a_session_s_own_work_is_counted_once_a_session_not_in_its_frames(db):
